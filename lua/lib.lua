@@ -1,0 +1,108 @@
+-- Shared helpers, prepended to every script at load time.
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- A user's record: "<sold>;<hold>,<qty>,<exp>;...". Returns sold, the qty
+-- of live holds, and the live entries (lapsed ones are dropped).
+local function load_user(rec, now)
+  local sold, live, kept = 0, 0, {}
+  if rec then
+    local first = true
+    for part in string.gmatch(rec, '[^;]+') do
+      if first then
+        sold = tonumber(part) or 0
+        first = false
+      else
+        local q, e = string.match(part, '^[^,]+,(%d+),(%d+)$')
+        if q and tonumber(e) > now then
+          live = live + tonumber(q)
+          kept[#kept + 1] = part
+        end
+      end
+    end
+  end
+  return sold, live, kept
+end
+
+local function save_user(key, user, sold, kept)
+  if sold == 0 and #kept == 0 then
+    redis.call('HDEL', key, user)
+  else
+    redis.call('HSET', key, user, table.concat({ tostring(sold), unpack(kept) }, ';'))
+  end
+end
+
+-- Drops `hold` from a user's entries.
+local function without(kept, hold)
+  local out = {}
+  local prefix = hold .. ','
+  for _, part in ipairs(kept) do
+    if string.sub(part, 1, #prefix) ~= prefix then out[#out + 1] = part end
+  end
+  return out
+end
+
+-- A section's layout from meta: kind, rows, seats per row, capacity, price.
+local function layout(s)
+  if not s then return nil end
+  local kind, rows, spr, cap, price = string.match(s, '^(%a),(%d+),(%d+),(%d+),(%d+)$')
+  if not kind then return nil end
+  return kind, tonumber(rows), tonumber(spr), tonumber(cap), tonumber(price)
+end
+
+local function fmt(n)
+  return string.format('%d', n)
+end
+
+-- Shape checks. The services always pass the event's own keys, in the
+-- documented order, and well-formed arguments; anything else is a bug or an
+-- attack, and is refused with an error reply before anything is written
+-- (Redis does not roll a script back: an error halfway would leave half a
+-- change, and a wrong key would put inventory where no counter sees it).
+local function is_id(s)
+  return type(s) == 'string' and #s >= 1 and #s <= 128 and string.find(s, '^[%w_-]+$') ~= nil
+end
+
+local function is_int(s, min)
+  return type(s) == 'string' and #s <= 18 and string.find(s, '^-?%d+$') ~= nil and tonumber(s) >= min
+end
+
+local function is_flag(s)
+  return s == '0' or s == '1'
+end
+
+-- What precedes `suffix` at the end of `key` (the event's base, up to and
+-- including its last ':'), or nil.
+local function key_base(key, suffix)
+  if type(key) ~= 'string' or #key <= #suffix or string.sub(key, -#suffix) ~= suffix then return nil end
+  return string.sub(key, 1, #key - #suffix)
+end
+
+-- KEYS[first], KEYS[first + 1], ... are base .. each suffix.
+local function keys_are(base, first, suffixes)
+  for i, s in ipairs(suffixes) do
+    if KEYS[first + i - 1] ~= base .. s then return false end
+  end
+  return true
+end
+
+-- The seat keys KEYS[first..] of a hold's comma list of seats, or its
+-- general-admission section's set: exactly these, nothing more.
+local function seat_keys_are(base, first, seats, section)
+  if section ~= '' then
+    return #KEYS == first and KEYS[first] == base .. 'ga:' .. section
+  end
+  local i = 0
+  for id in string.gmatch(seats, '[^,]+') do
+    if KEYS[first + i] ~= base .. 'seats:' .. (string.match(id, '^(%d+):') or '?') then return false end
+    i = i + 1
+  end
+  return #KEYS == first + i - 1
+end
+
+local function shape_error(script)
+  return redis.error_reply('ERR ' .. script .. ': keys or arguments out of shape')
+end

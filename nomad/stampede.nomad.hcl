@@ -1,0 +1,642 @@
+# Stampede on Nomad: one task group per role of the single `stampede` binary.
+#
+#   nomad job run nomad/stampede.nomad.hcl                         # from the repository root
+#   nomad job run -var reservation_count=6 nomad/stampede.nomad.hcl
+#   nomad job run -var version=2024.06.1 -var stampede_bin=/usr/local/lib/stampede/2024.06.1/stampede nomad/stampede.nomad.hcl
+#
+# Every group runs `stampede serve <role>` on a dynamic port (STAMPEDE_<ROLE>_PORT
+# comes from NOMAD_PORT_http), registers `stampede-<role>` in Nomad's own service
+# catalog (provider = "nomad") with an HTTP check on /readyz, and rolls out with a
+# canary and auto_revert. Secrets come from the Nomad variable nomad/jobs/stampede;
+# Redis and Postgres addresses from the services that nomad/redis.nomad.hcl and
+# nomad/postgres.nomad.hcl register. See README.md, "Deploying on Nomad".
+#
+# Checked by scripts/check-nomad (HCL parse, schema from Nomad's api/ package,
+# cross-references) in the `nomad` stage of scripts/test.
+
+variable "datacenters" {
+  description = "Datacenters the job may run in."
+  type        = list(string)
+  default     = ["*"]
+}
+
+variable "stampede_bin" {
+  description = "Path of the stampede binary on the Nomad clients (install it there, e.g. /usr/local/lib/stampede/<version>/stampede; with the exec driver it must be under a directory of the client's chroot_env, such as /usr)."
+  type        = string
+  default     = "/usr/local/bin/stampede"
+}
+
+variable "driver" {
+  description = "Task driver: exec (isolated; the binary must be inside the chroot, as /usr/local/bin is by default) or raw_exec."
+  type        = string
+  default     = "exec"
+}
+
+variable "version" {
+  description = "Release label. Changing it (with stampede_bin) rolls every group out through a canary."
+  type        = string
+  default     = "dev"
+}
+
+variable "log_filter" {
+  description = "STAMPEDE_LOG: tracing filter."
+  type        = string
+  default     = "info"
+}
+variable "auth_count" {
+  description = "Instances of the auth group."
+  type        = number
+  default     = 2
+}
+variable "catalog_count" {
+  description = "Instances of the catalog group."
+  type        = number
+  default     = 2
+}
+variable "reservation_count" {
+  description = "Instances of the reservation group."
+  type        = number
+  default     = 3
+}
+variable "checkout_count" {
+  description = "Instances of the checkout group."
+  type        = number
+  default     = 2
+}
+variable "persister_count" {
+  description = "Instances of the persister group."
+  type        = number
+  default     = 1
+}
+variable "expiry_count" {
+  description = "Instances of the expiry group."
+  type        = number
+  default     = 1
+}
+variable "notifier_count" {
+  description = "Instances of the notifier group."
+  type        = number
+  default     = 1
+}
+locals {
+  # Shared by every group's secrets template: Redis and Postgres from Nomad's
+  # service catalog, secrets from the job's Nomad variable. `stampede` picks up
+  # the file as environment variables (env = true).
+  connection_env = <<-EOT
+    {{- with nomadVar "nomad/jobs/stampede" }}
+    STAMPEDE_JWT_SECRET={{ .jwt_secret }}
+    STAMPEDE_DATABASE_URL=postgres://stampede:{{ .db_password }}@{{ range $i, $s := nomadService "stampede-postgres" }}{{ if eq $i 0 }}{{ $s.Address }}:{{ $s.Port }}{{ end }}{{ end }}/stampede
+    STAMPEDE_REDIS_URL=redis://:{{ .redis_password }}@{{ range $i, $s := nomadService "stampede-redis" }}{{ if eq $i 0 }}{{ $s.Address }}:{{ $s.Port }}{{ end }}{{ end }}/
+    {{- end }}
+    EOT
+
+  # The first admin account, created by the auth role at start (idempotent).
+  admin_env = <<-EOT
+    {{- with nomadVar "nomad/jobs/stampede" }}
+    STAMPEDE_ADMIN_EMAIL={{ .admin_email }}
+    STAMPEDE_ADMIN_PASSWORD={{ .admin_password }}
+    {{- end }}
+    EOT
+}
+
+job "stampede" {
+  datacenters = var.datacenters
+  type        = "service"
+
+  meta {
+    version = var.version
+  }
+
+  # ---- auth: sign-up, sign-in, JWT access tokens, rotating refresh tokens
+  group "auth" {
+    count = var.auth_count
+
+    network {
+      port "http" {}
+    }
+
+    service {
+      name     = "stampede-auth"
+      provider = "nomad"
+      port     = "http"
+      tags     = ["stampede", "metrics", "role-auth"]
+
+      check {
+        name     = "auth ready"
+        type     = "http"
+        path     = "/readyz"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    update {
+      max_parallel      = 1
+      canary            = 1
+      auto_promote      = false
+      auto_revert       = true
+      health_check      = "checks"
+      min_healthy_time  = "10s"
+      healthy_deadline  = "3m"
+      progress_deadline = "10m"
+    }
+
+    restart {
+      attempts = 3
+      interval = "5m"
+      delay    = "10s"
+      mode     = "delay"
+    }
+
+    # Deregister from the catalog (nginx drops the instance) before the task is stopped.
+    shutdown_delay = "5s"
+
+    task "auth" {
+      driver = var.driver
+
+      config {
+        command = var.stampede_bin
+        args    = ["serve", "auth"]
+      }
+
+      env {
+        STAMPEDE_BIND_HOST  = "${NOMAD_IP_http}"
+        STAMPEDE_AUTH_PORT  = "${NOMAD_PORT_http}"
+        STAMPEDE_LOG        = var.log_filter
+        STAMPEDE_LOG_FORMAT = "json"
+      }
+
+      template {
+        data        = "${local.connection_env}${local.admin_env}"
+        destination = "${NOMAD_SECRETS_DIR}/stampede.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 300
+        memory = 256
+      }
+
+      kill_signal  = "SIGTERM"
+      kill_timeout = "30s"
+    }
+  }
+
+  # ---- catalog: events, sections, seats; publishing loads inventory into Redis
+  group "catalog" {
+    count = var.catalog_count
+
+    network {
+      port "http" {}
+    }
+
+    service {
+      name     = "stampede-catalog"
+      provider = "nomad"
+      port     = "http"
+      tags     = ["stampede", "metrics", "role-catalog"]
+
+      check {
+        name     = "catalog ready"
+        type     = "http"
+        path     = "/readyz"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    update {
+      max_parallel      = 1
+      canary            = 1
+      auto_promote      = false
+      auto_revert       = true
+      health_check      = "checks"
+      min_healthy_time  = "10s"
+      healthy_deadline  = "3m"
+      progress_deadline = "10m"
+    }
+
+    restart {
+      attempts = 3
+      interval = "5m"
+      delay    = "10s"
+      mode     = "delay"
+    }
+
+    # Deregister from the catalog (nginx drops the instance) before the task is stopped.
+    shutdown_delay = "5s"
+
+    task "catalog" {
+      driver = var.driver
+
+      config {
+        command = var.stampede_bin
+        args    = ["serve", "catalog"]
+      }
+
+      env {
+        STAMPEDE_BIND_HOST  = "${NOMAD_IP_http}"
+        STAMPEDE_CATALOG_PORT = "${NOMAD_PORT_http}"
+        STAMPEDE_LOG        = var.log_filter
+        STAMPEDE_LOG_FORMAT = "json"
+      }
+
+      template {
+        data        = local.connection_env
+        destination = "${NOMAD_SECRETS_DIR}/stampede.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 200
+        memory = 192
+      }
+
+      kill_signal  = "SIGTERM"
+      kill_timeout = "30s"
+    }
+  }
+
+  # ---- reservation: the hot path: holds through hold.lua, no Postgres
+  group "reservation" {
+    count = var.reservation_count
+
+    network {
+      port "http" {}
+    }
+
+    service {
+      name     = "stampede-reservation"
+      provider = "nomad"
+      port     = "http"
+      tags     = ["stampede", "metrics", "role-reservation"]
+
+      check {
+        name     = "reservation ready"
+        type     = "http"
+        path     = "/readyz"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    update {
+      max_parallel      = 1
+      canary            = 1
+      auto_promote      = false
+      auto_revert       = true
+      health_check      = "checks"
+      min_healthy_time  = "10s"
+      healthy_deadline  = "3m"
+      progress_deadline = "10m"
+    }
+
+    restart {
+      attempts = 3
+      interval = "5m"
+      delay    = "10s"
+      mode     = "delay"
+    }
+
+    # Deregister from the catalog (nginx drops the instance) before the task is stopped.
+    shutdown_delay = "5s"
+
+    task "reservation" {
+      driver = var.driver
+
+      config {
+        command = var.stampede_bin
+        args    = ["serve", "reservation"]
+      }
+
+      env {
+        STAMPEDE_BIND_HOST  = "${NOMAD_IP_http}"
+        STAMPEDE_RESERVATION_PORT = "${NOMAD_PORT_http}"
+        STAMPEDE_LOG        = var.log_filter
+        STAMPEDE_LOG_FORMAT = "json"
+      }
+
+      template {
+        data        = local.connection_env
+        destination = "${NOMAD_SECRETS_DIR}/stampede.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 400
+        memory = 192
+      }
+
+      kill_signal  = "SIGTERM"
+      kill_timeout = "30s"
+    }
+  }
+
+  # ---- checkout: payments through the gateway, confirm.lua, refunds
+  group "checkout" {
+    count = var.checkout_count
+
+    network {
+      port "http" {}
+    }
+
+    service {
+      name     = "stampede-checkout"
+      provider = "nomad"
+      port     = "http"
+      tags     = ["stampede", "metrics", "role-checkout"]
+
+      check {
+        name     = "checkout ready"
+        type     = "http"
+        path     = "/readyz"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    update {
+      max_parallel      = 1
+      canary            = 1
+      auto_promote      = false
+      auto_revert       = true
+      health_check      = "checks"
+      min_healthy_time  = "10s"
+      healthy_deadline  = "3m"
+      progress_deadline = "10m"
+    }
+
+    restart {
+      attempts = 3
+      interval = "5m"
+      delay    = "10s"
+      mode     = "delay"
+    }
+
+    # Deregister from the catalog (nginx drops the instance) before the task is stopped.
+    shutdown_delay = "5s"
+
+    task "checkout" {
+      driver = var.driver
+
+      config {
+        command = var.stampede_bin
+        args    = ["serve", "checkout"]
+      }
+
+      env {
+        STAMPEDE_BIND_HOST  = "${NOMAD_IP_http}"
+        STAMPEDE_CHECKOUT_PORT = "${NOMAD_PORT_http}"
+        STAMPEDE_LOG        = var.log_filter
+        STAMPEDE_LOG_FORMAT = "json"
+      }
+
+      template {
+        data        = local.connection_env
+        destination = "${NOMAD_SECRETS_DIR}/stampede.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 300
+        memory = 192
+      }
+
+      kill_signal  = "SIGTERM"
+      kill_timeout = "30s"
+    }
+  }
+
+  # ---- persister: drains the Redis streams into Postgres in batches
+  group "persister" {
+    count = var.persister_count
+
+    network {
+      port "http" {}
+    }
+
+    service {
+      name     = "stampede-persister"
+      provider = "nomad"
+      port     = "http"
+      tags     = ["stampede", "metrics", "role-persister"]
+
+      check {
+        name     = "persister ready"
+        type     = "http"
+        path     = "/readyz"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    update {
+      max_parallel      = 1
+      canary            = 1
+      auto_promote      = false
+      auto_revert       = true
+      health_check      = "checks"
+      min_healthy_time  = "10s"
+      healthy_deadline  = "3m"
+      progress_deadline = "10m"
+    }
+
+    restart {
+      attempts = 3
+      interval = "5m"
+      delay    = "10s"
+      mode     = "delay"
+    }
+
+    # Deregister from the catalog (nginx drops the instance) before the task is stopped.
+    shutdown_delay = "5s"
+
+    task "persister" {
+      driver = var.driver
+
+      config {
+        command = var.stampede_bin
+        args    = ["serve", "persister"]
+      }
+
+      env {
+        STAMPEDE_BIND_HOST  = "${NOMAD_IP_http}"
+        STAMPEDE_PERSISTER_PORT = "${NOMAD_PORT_http}"
+        STAMPEDE_LOG        = var.log_filter
+        STAMPEDE_LOG_FORMAT = "json"
+      }
+
+      template {
+        data        = local.connection_env
+        destination = "${NOMAD_SECRETS_DIR}/stampede.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 300
+        memory = 256
+      }
+
+      kill_signal  = "SIGTERM"
+      kill_timeout = "30s"
+    }
+  }
+
+  # ---- expiry: releases lapsed holds (keyspace notifications + sweeper)
+  group "expiry" {
+    count = var.expiry_count
+
+    network {
+      port "http" {}
+    }
+
+    service {
+      name     = "stampede-expiry"
+      provider = "nomad"
+      port     = "http"
+      tags     = ["stampede", "metrics", "role-expiry"]
+
+      check {
+        name     = "expiry ready"
+        type     = "http"
+        path     = "/readyz"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    update {
+      max_parallel      = 1
+      canary            = 1
+      auto_promote      = false
+      auto_revert       = true
+      health_check      = "checks"
+      min_healthy_time  = "10s"
+      healthy_deadline  = "3m"
+      progress_deadline = "10m"
+    }
+
+    restart {
+      attempts = 3
+      interval = "5m"
+      delay    = "10s"
+      mode     = "delay"
+    }
+
+    # Deregister from the catalog (nginx drops the instance) before the task is stopped.
+    shutdown_delay = "5s"
+
+    task "expiry" {
+      driver = var.driver
+
+      config {
+        command = var.stampede_bin
+        args    = ["serve", "expiry"]
+      }
+
+      env {
+        STAMPEDE_BIND_HOST  = "${NOMAD_IP_http}"
+        STAMPEDE_EXPIRY_PORT = "${NOMAD_PORT_http}"
+        STAMPEDE_LOG        = var.log_filter
+        STAMPEDE_LOG_FORMAT = "json"
+      }
+
+      template {
+        data        = local.connection_env
+        destination = "${NOMAD_SECRETS_DIR}/stampede.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 200
+        memory = 128
+      }
+
+      kill_signal  = "SIGTERM"
+      kill_timeout = "30s"
+    }
+  }
+
+  # ---- notifier: confirmation e-mails for order.confirmed
+  group "notifier" {
+    count = var.notifier_count
+
+    network {
+      port "http" {}
+    }
+
+    service {
+      name     = "stampede-notifier"
+      provider = "nomad"
+      port     = "http"
+      tags     = ["stampede", "metrics", "role-notifier"]
+
+      check {
+        name     = "notifier ready"
+        type     = "http"
+        path     = "/readyz"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    update {
+      max_parallel      = 1
+      canary            = 1
+      auto_promote      = false
+      auto_revert       = true
+      health_check      = "checks"
+      min_healthy_time  = "10s"
+      healthy_deadline  = "3m"
+      progress_deadline = "10m"
+    }
+
+    restart {
+      attempts = 3
+      interval = "5m"
+      delay    = "10s"
+      mode     = "delay"
+    }
+
+    # Deregister from the catalog (nginx drops the instance) before the task is stopped.
+    shutdown_delay = "5s"
+
+    task "notifier" {
+      driver = var.driver
+
+      config {
+        command = var.stampede_bin
+        args    = ["serve", "notifier"]
+      }
+
+      env {
+        STAMPEDE_BIND_HOST  = "${NOMAD_IP_http}"
+        STAMPEDE_NOTIFIER_PORT = "${NOMAD_PORT_http}"
+        STAMPEDE_LOG        = var.log_filter
+        STAMPEDE_LOG_FORMAT = "json"
+        STAMPEDE_MAIL_DIR   = "${NOMAD_ALLOC_DIR}/data/mail"
+      }
+
+      template {
+        data        = local.connection_env
+        destination = "${NOMAD_SECRETS_DIR}/stampede.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      resources {
+        cpu    = 100
+        memory = 128
+      }
+
+      kill_signal  = "SIGTERM"
+      kill_timeout = "30s"
+    }
+  }
+}

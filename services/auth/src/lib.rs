@@ -1,0 +1,96 @@
+//! The auth service: `/api/auth/*`.
+//!
+//! Passwords are argon2id hashes (cost from configuration). Access tokens are
+//! short-lived JWTs (see `stampede_common::token`); refresh tokens are opaque
+//! 256-bit secrets stored only as SHA-256 hashes, rotated on every use. A
+//! sign-in starts a *family*; presenting a refresh token that was already
+//! spent revokes the whole family, so a stolen token dies with its copy.
+
+mod passwords;
+mod refresh;
+mod routes;
+
+use std::sync::Arc;
+
+use deadpool_postgres::Pool;
+use hyper::Request;
+use hyper::body::Incoming;
+use stampede_common::Config;
+use stampede_common::http::{Handler, Routed};
+use stampede_common::token::{Role, Tokens};
+
+pub use passwords::Passwords;
+
+/// The auth service's state.
+pub struct AuthService {
+    db: Pool,
+    tokens: Arc<Tokens>,
+    passwords: Passwords,
+    refresh_ttl_seconds: i64,
+    max_body: usize,
+}
+
+impl AuthService {
+    pub fn build(config: &Config, db: Pool, tokens: Arc<Tokens>) -> Self {
+        metrics::describe_counter!("auth_signups_total", metrics::Unit::Count, "Accounts created.");
+        metrics::describe_counter!("auth_signins_total", metrics::Unit::Count, "Sign-in attempts by outcome (ok, failed).");
+        Self {
+            db,
+            tokens,
+            passwords: Passwords::from_config(config),
+            refresh_ttl_seconds: config.refresh_token_seconds,
+            max_body: config.max_body_bytes,
+        }
+    }
+}
+
+impl Handler for AuthService {
+    fn name(&self) -> &'static str {
+        "auth"
+    }
+
+    async fn handle(&self, req: Request<Incoming>) -> Routed {
+        routes::route(self, req).await
+    }
+
+    async fn ready(&self) -> Result<(), String> {
+        stampede_common::db::ping(&self.db).await
+    }
+}
+
+/// Creates the admin `email` with `password`, or, if the email exists, makes
+/// that user an admin with this password. Used by `stampede admin
+/// create-admin` and at start from `STAMPEDE_ADMIN_EMAIL`/`_PASSWORD`.
+pub async fn create_admin(db: &Pool, passwords: &Passwords, email: &str, password: &str) -> anyhow::Result<String> {
+    let email = routes::normalize_email(email).map_err(|p| anyhow::anyhow!(p.detail))?;
+    routes::check_password(password).map_err(|p| anyhow::anyhow!(p.detail))?;
+    let hash = passwords.hash(password).await?;
+    let client = db.get().await?;
+    let row = client
+        .query_one(
+            "INSERT INTO users (email, password_hash, role) VALUES ($1, $2, $3)
+             ON CONFLICT (email) DO UPDATE SET password_hash = EXCLUDED.password_hash, role = EXCLUDED.role
+             RETURNING id",
+            &[&email, &hash, &Role::Admin.as_str()],
+        )
+        .await?;
+    Ok(row.get::<_, i64>(0).to_string())
+}
+
+/// Inserts `count` customers `<prefix><n>@<domain>` sharing one password,
+/// hashed once: provisioning for load tests without a hashing bottleneck.
+/// Existing emails are left alone. Returns how many were inserted.
+pub async fn seed_users(db: &Pool, passwords: &Passwords, count: u32, password: &str, domain: &str) -> anyhow::Result<u64> {
+    routes::check_password(password).map_err(|p| anyhow::anyhow!(p.detail))?;
+    let hash = passwords.hash(password).await?;
+    let client = db.get().await?;
+    let n = client
+        .execute(
+            "INSERT INTO users (email, password_hash)
+             SELECT 'user' || g || '@' || $3, $2 FROM generate_series(1, $1::int) AS g
+             ON CONFLICT (email) DO NOTHING",
+            &[&(count as i32), &hash, &domain],
+        )
+        .await?;
+    Ok(n)
+}

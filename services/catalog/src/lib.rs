@@ -1,0 +1,124 @@
+//! The catalog service: `/api/events/*`.
+//!
+//! Events and their sections live in Postgres; seats are not rows (a seated
+//! section is `rows × seats_per_row`, and a seat's id `<section>:<row>:<n>`
+//! is derived). Admins create and edit drafts under optimistic concurrency
+//! (`If-Match: <version>`), then publish, which writes the event's
+//! inventory into Redis through `stampede_inventory` in O(sections): free
+//! seats cost nothing there. Everyone else browses published events.
+//!
+//! Reads are built to survive an on-sale rush: the Postgres part of an
+//! event (and of a browse page) is cached in-process for at most a second,
+//! loaded once however many requests miss together, and dropped at once
+//! when this process changes the event; availability and seat maps are
+//! always read from Redis.
+
+mod cache;
+mod cursor;
+mod error;
+mod inventory;
+mod model;
+mod routes;
+mod store;
+mod view;
+
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use hyper::Request;
+use hyper::body::Incoming;
+use metrics::{Unit, describe_counter, describe_histogram};
+use stampede_common::Config;
+use stampede_common::http::{Handler, Routed};
+use stampede_common::store::Redis;
+use stampede_common::token::Tokens;
+use stampede_inventory::Scripts;
+
+use crate::cache::TtlCache;
+use crate::cursor::Cursor;
+use crate::store::{EventDoc, Page};
+
+/// How long an event document (the Postgres part) may be served from memory.
+pub const DOC_TTL: Duration = Duration::from_secs(1);
+/// Entries a cache keeps before it sweeps out the stale ones.
+const CACHE_CAPACITY: usize = 10_000;
+
+/// The catalog service's state.
+pub struct CatalogService {
+    db: Pool,
+    redis: Redis,
+    tokens: Arc<Tokens>,
+    scripts: Scripts,
+    prefix: String,
+    min_hold_seconds: i64,
+    max_body: usize,
+    /// Event id → its document, or `None` when Postgres has no such event.
+    docs: TtlCache<i64, Option<Arc<EventDoc>>>,
+    /// `(cursor, limit)` → one page of published events.
+    pages: TtlCache<(Option<Cursor>, i64), Arc<Page>>,
+}
+
+impl CatalogService {
+    pub fn build(config: &Config, db: Pool, redis: Redis, tokens: Arc<Tokens>) -> Self {
+        stampede_common::telemetry::install_metrics();
+        describe_metrics();
+        Self {
+            db,
+            redis,
+            tokens,
+            scripts: Scripts::load(),
+            prefix: config.redis_prefix.clone(),
+            min_hold_seconds: config.min_hold_seconds,
+            max_body: config.max_body_bytes,
+            docs: TtlCache::new("event", DOC_TTL, CACHE_CAPACITY),
+            pages: TtlCache::new("page", DOC_TTL, CACHE_CAPACITY),
+        }
+    }
+
+    /// Forgets what this process cached about `event` (and every browse
+    /// page, which may list it) after a change.
+    fn forget(&self, event: i64) {
+        self.docs.invalidate(&event);
+        self.pages.clear();
+    }
+}
+
+impl Handler for CatalogService {
+    fn name(&self) -> &'static str {
+        "catalog"
+    }
+
+    async fn handle(&self, req: Request<Incoming>) -> Routed {
+        routes::route(self, req).await
+    }
+
+    async fn ready(&self) -> Result<(), String> {
+        stampede_common::db::ping(&self.db).await?;
+        stampede_common::store::ping(&self.redis).await
+    }
+}
+
+fn describe_metrics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        describe_counter!("catalog_events_created_total", Unit::Count, "Draft events created.");
+        describe_counter!("catalog_events_updated_total", Unit::Count, "Successful event patches, by event status.");
+        describe_counter!("catalog_events_published_total", Unit::Count, "Events put on sale.");
+        describe_counter!(
+            "catalog_places_published_total",
+            Unit::Count,
+            "Seats and general-admission places put on sale."
+        );
+        describe_histogram!(
+            "catalog_publish_duration_seconds",
+            Unit::Seconds,
+            "Time to publish an event: Postgres lock, Redis inventory write, commit."
+        );
+        describe_counter!(
+            "catalog_cache_lookups_total",
+            Unit::Count,
+            "In-process document cache lookups, by cache (event, page) and result (hit, miss)."
+        );
+    });
+}

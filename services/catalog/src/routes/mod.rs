@@ -1,0 +1,122 @@
+//! Routing for `/api/events/*`, and what its handlers share: path ids, the
+//! admin check, and which events a caller may see.
+//!
+//! | path | module |
+//! |---|---|
+//! | `/api/events`, `/api/events/{id}` | [`events`] |
+//! | `/api/events/{id}/publish` | [`publish`] |
+//! | `/api/events/{id}/sections/{section_id}/seats` | [`seats`] |
+
+mod events;
+mod publish;
+mod seats;
+
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::header::HeaderMap;
+use hyper::{Method, Request};
+use stampede_common::Problem;
+use stampede_common::http::{self, Routed};
+use stampede_common::token::Role;
+
+use crate::CatalogService;
+use crate::error::CatalogError;
+use crate::store::{self, EventDoc};
+use crate::view::Audience;
+
+pub(crate) async fn route(svc: &CatalogService, req: Request<Incoming>) -> Routed {
+    let Some((seg, n)) = http::segments::<7>(req.uri().path()) else { return http::not_found() };
+    if n < 2 || seg[0] != "api" || seg[1] != "events" {
+        return http::not_found();
+    }
+    let m = req.method().clone();
+    match &seg[2..n] {
+        [] => match m {
+            Method::GET => ("/api/events", events::list(svc, req).await),
+            Method::POST => ("/api/events", events::create(svc, req).await),
+            _ => ("/api/events", Err(Problem::method_not_allowed("GET, POST"))),
+        },
+        [id] => {
+            const ROUTE: &str = "/api/events/{id}";
+            let Some(id) = parse_id(id) else { return (ROUTE, Err(CatalogError::NotFound.into())) };
+            match m {
+                Method::GET => (ROUTE, events::get(svc, req, id).await),
+                Method::PATCH => (ROUTE, events::patch(svc, req, id).await),
+                _ => (ROUTE, Err(Problem::method_not_allowed("GET, PATCH"))),
+            }
+        }
+        [id, "publish"] => {
+            const ROUTE: &str = "/api/events/{id}/publish";
+            let Some(id) = parse_id(id) else { return (ROUTE, Err(CatalogError::NotFound.into())) };
+            match m {
+                Method::POST => (ROUTE, publish::publish(svc, req, id).await),
+                _ => (ROUTE, Err(Problem::method_not_allowed("POST"))),
+            }
+        }
+        [id, "sections", section, "seats"] => {
+            const ROUTE: &str = "/api/events/{id}/sections/{section_id}/seats";
+            let (Some(id), Some(section)) = (parse_id(id), parse_id(section)) else {
+                return (ROUTE, Err(CatalogError::NotFound.into()));
+            };
+            match m {
+                Method::GET => (ROUTE, seats::seats(svc, req, id, section).await),
+                _ => (ROUTE, Err(Problem::method_not_allowed("GET"))),
+            }
+        }
+        _ => http::not_found(),
+    }
+}
+
+/// A path id: a positive integer in canonical form (digits, no sign, no
+/// leading zero). Anything else names nothing: a 404, never a 500.
+fn parse_id(s: &str) -> Option<i64> {
+    if s.is_empty() || s.len() > 18 || s.starts_with('0') || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// 401 without a valid token, 403 for a customer.
+fn require_admin(svc: &CatalogService, headers: &HeaderMap) -> Result<(), Problem> {
+    svc.tokens.authenticate(headers)?.require_admin()
+}
+
+/// The event as `headers`' caller may see it. Published events come from
+/// the in-process cache. A draft (or an id the cache says is missing) is
+/// visible only to an admin, who reads it fresh from Postgres; to anyone
+/// else it does not exist. A bad token on this public route is treated as
+/// no token.
+async fn visible(svc: &CatalogService, id: i64, headers: &HeaderMap) -> Result<(Arc<EventDoc>, Audience), Problem> {
+    let cached = svc
+        .docs
+        .get_or_load(id, || async {
+            let client = svc.db.get().await?;
+            Ok::<_, CatalogError>(store::load(&client, id, false).await?.map(Arc::new))
+        })
+        .await?;
+    if let Some(doc) = cached
+        && doc.is_published()
+    {
+        return Ok((doc, Audience::Public));
+    }
+    let admin = svc.tokens.authenticate(headers).is_ok_and(|p| p.role == Role::Admin);
+    if !admin {
+        return Err(CatalogError::NotFound.into());
+    }
+    let client = svc.db.get().await?;
+    let doc = store::load(&client, id, false).await?.ok_or(CatalogError::NotFound)?;
+    let audience = if doc.is_published() { Audience::Public } else { Audience::Private };
+    Ok((Arc::new(doc), audience))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ids_are_canonical_positive_integers() {
+        assert_eq!(super::parse_id("42"), Some(42));
+        for bad in ["", "0", "042", "-1", "+1", "1.0", "abc", "4 2", "99999999999999999999", "%31"] {
+            assert_eq!(super::parse_id(bad), None, "{bad:?}");
+        }
+    }
+}

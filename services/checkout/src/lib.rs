@@ -1,0 +1,73 @@
+//! The checkout service: `POST /api/holds/{id}/payment`, `GET /api/orders`,
+//! `GET /api/orders/{id}`.
+//!
+//! A payment is charged through a [`PaymentGateway`], then one Lua script
+//! turns the held seats into sold seats, writes the order and appends
+//! `order.confirmed` + `payment.captured`. A charge whose hold lapsed (or
+//! was paid by another request) meanwhile is refunded and announced with
+//! `payment.refunded`, never kept. `Idempotency-Key` (required, scoped to
+//! the caller) makes retries return the first answer and charge once.
+
+pub mod gateway;
+mod idempotency;
+pub mod notifier;
+mod routes;
+
+use std::sync::Arc;
+
+use deadpool_postgres::Pool;
+use hyper::Request;
+use hyper::body::Incoming;
+use metrics::{Unit, describe_counter, describe_histogram};
+use stampede_common::Config;
+use stampede_common::http::{Handler, Routed};
+use stampede_common::store::Redis;
+use stampede_common::token::Tokens;
+use stampede_inventory::Scripts;
+
+pub use gateway::{MockGateway, PaymentGateway};
+pub use notifier::NotifierWorker;
+
+/// The checkout service's state.
+pub struct CheckoutService<G: PaymentGateway = MockGateway> {
+    db: Pool,
+    redis: Redis,
+    scripts: Scripts,
+    tokens: Arc<Tokens>,
+    gateway: Arc<G>,
+    prefix: String,
+    max_body: usize,
+    idempotency_ms: i64,
+}
+
+impl<G: PaymentGateway> CheckoutService<G> {
+    pub fn build(config: &Config, db: Pool, redis: Redis, tokens: Arc<Tokens>, gateway: Arc<G>) -> Self {
+        describe_counter!("payments_total", Unit::Count, "Payment attempts by outcome: captured, declined, refunded, failed.");
+        describe_histogram!("checkout_duration_seconds", Unit::Seconds, "Time to answer a payment request, charge and confirmation included.");
+        Self {
+            db,
+            redis,
+            scripts: Scripts::load(),
+            tokens,
+            gateway,
+            prefix: config.redis_prefix.clone(),
+            max_body: config.max_body_bytes,
+            idempotency_ms: config.idempotency_seconds * 1000,
+        }
+    }
+}
+
+impl<G: PaymentGateway> Handler for CheckoutService<G> {
+    fn name(&self) -> &'static str {
+        "checkout"
+    }
+
+    async fn handle(&self, req: Request<Incoming>) -> Routed {
+        routes::route(self, req).await
+    }
+
+    async fn ready(&self) -> Result<(), String> {
+        stampede_common::store::ping(&self.redis).await?;
+        stampede_common::db::ping(&self.db).await
+    }
+}

@@ -1,0 +1,28 @@
+//! Routing for the checkout service.
+
+mod orders;
+mod payment;
+
+use hyper::body::Incoming;
+use hyper::{Method, Request};
+use stampede_common::Problem;
+use stampede_common::http::{self, Routed};
+
+use crate::CheckoutService;
+use crate::gateway::PaymentGateway;
+
+pub(crate) async fn route<G: PaymentGateway>(svc: &CheckoutService<G>, req: Request<Incoming>) -> Routed {
+    let Some((seg, n)) = http::segments::<5>(req.uri().path()) else { return http::not_found() };
+    match (&seg[..n], req.method()) {
+        (["api", "holds", id, "payment"], &Method::POST) => {
+            let id = (*id).to_owned();
+            ("/api/holds/{id}/payment", payment::pay(svc, &id, req).await)
+        }
+        (["api", "holds", _, "payment"], _) => ("/api/holds/{id}/payment", Err(Problem::method_not_allowed("POST"))),
+        (["api", "orders"], &Method::GET) => ("/api/orders", orders::list(svc, &req).await),
+        (["api", "orders"], _) => ("/api/orders", Err(Problem::method_not_allowed("GET"))),
+        (["api", "orders", id], &Method::GET) => ("/api/orders/{id}", orders::show(svc, id, &req).await),
+        (["api", "orders", _], _) => ("/api/orders/{id}", Err(Problem::method_not_allowed("GET"))),
+        _ => http::not_found(),
+    }
+}

@@ -1,0 +1,282 @@
+//! `POST /api/holds/{id}/payment`.
+
+use std::time::{Duration, Instant};
+
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use metrics::{counter, histogram};
+use redis::AsyncCommands;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use stampede_common::Problem;
+use stampede_common::clock::{now_ms, rfc3339_ms};
+use stampede_common::http::{self, Resp};
+use stampede_common::ids::{is_token, random_hex};
+use stampede_inventory::{ConfirmOutcome, EventKeys, HoldId, HoldRecord, Payment, confirm, read_hold, read_order};
+
+use super::orders::user_orders_key;
+use crate::CheckoutService;
+use crate::gateway::{ChargeRequest, GatewayError, PaymentGateway};
+use crate::idempotency::{self, Claim};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PayBody {
+    payment_method: String,
+}
+
+/// How long a captured charge waits for Redis to confirm its order.
+const CONFIRM_PATIENCE: Duration = Duration::from_secs(10);
+
+/// A Redis failure worth retrying: the connection, or a server loading its data.
+fn transient(e: &redis::RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading)
+}
+
+/// A final answer, stored for replays; or a transient failure, not stored.
+enum Answer {
+    Final(StatusCode, Value),
+    Transient(Problem),
+}
+
+
+pub(crate) async fn pay<G: PaymentGateway>(svc: &CheckoutService<G>, id: &str, req: Request<Incoming>) -> Result<Resp, Problem> {
+    let started = Instant::now();
+    let who = svc.tokens.authenticate(req.headers())?;
+    let hold = HoldId::parse(id).ok_or_else(|| Problem::not_found("no such hold"))?;
+    let key = match http::header(req.headers(), "idempotency-key") {
+        None => return Err(Problem::bad_request("idempotency_key_required", "send an Idempotency-Key header with every payment")),
+        Some(k) if is_token(k, 128) => k.to_owned(),
+        Some(_) => return Err(Problem::bad_request("invalid_idempotency_key", "Idempotency-Key must be 1-128 of [A-Za-z0-9_-]")),
+    };
+    let body: PayBody = http::read_json(req.into_body(), svc.max_body).await?;
+    if !is_token(&body.payment_method, 64) {
+        return Err(Problem::bad_request("invalid_payment_method", "payment_method looks like pm_card_visa"));
+    }
+    let keys = EventKeys::new(&svc.prefix, hold.event);
+    let mut conn = svc.redis.clone();
+    let record = match read_hold(&mut conn, &keys, &hold.token).await? {
+        Some(r) if r.user == who.user_id => r,
+        _ => return Err(Problem::not_found("no such hold")),
+    };
+    let ikey = keys.pay_idem(&who.user_id, &key);
+    match idempotency::claim(&mut conn, &ikey, &hold.token).await? {
+        Claim::Owned => {}
+        Claim::Replay { status, body } => {
+            let mut resp = replay(status, body);
+            resp.headers_mut().insert("idempotent-replayed", hyper::header::HeaderValue::from_static("true"));
+            return Ok(resp);
+        }
+        Claim::OtherHold => {
+            return Err(Problem::conflict("idempotency_key_reused", "this Idempotency-Key was used for another hold"));
+        }
+        Claim::InProgress => {
+            return Err(Problem::conflict("payment_in_progress", "a payment with this Idempotency-Key is still in progress")
+                .header("retry-after", "1"));
+        }
+    }
+    let answer = attempt(svc, &who.user_id, &hold, &keys, &record, &key, &body.payment_method).await;
+    histogram!("checkout_duration_seconds").record(started.elapsed().as_secs_f64());
+    match answer {
+        Ok(Answer::Final(status, body)) => {
+            let text = body.to_string();
+            // The answer stands even if it cannot be stored for replays (the
+            // order exists): a retry then finds the hold paid.
+            if let Err(e) = idempotency::finish(&mut conn, &ikey, &hold.token, status.as_u16(), &text, svc.idempotency_ms).await {
+                tracing::warn!(error = %e, "storing a payment answer for replays failed");
+            }
+            Ok(replay(status.as_u16(), text))
+        }
+        Ok(Answer::Transient(p)) | Err(p) => {
+            let _ = idempotency::abandon(&mut conn, &ikey).await;
+            Err(p)
+        }
+    }
+}
+
+/// A stored answer as a response.
+fn replay(status: u16, body: String) -> Resp {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let ct = if status.is_success() { "application/json" } else { "application/problem+json" };
+    http::raw(status, ct, body)
+}
+
+
+async fn attempt<G: PaymentGateway>(
+    svc: &CheckoutService<G>,
+    user: &str,
+    hold: &HoldId,
+    keys: &EventKeys,
+    record: &HoldRecord,
+    key: &str,
+    method: &str,
+) -> Result<Answer, Problem> {
+    match record.status_at(now_ms()) {
+        "confirmed" => return Ok(final_problem(StatusCode::CONFLICT, "already_paid", "this hold has already been paid for")),
+        "held" => {}
+        _ => return Ok(final_problem(StatusCode::GONE, "hold_expired", "this hold has expired; hold the seats again")),
+    }
+    let provider_key = format!("{}:{user}:{key}", hold.public());
+    let description = format!("hold {}", hold.public());
+    let charge = svc
+        .gateway
+        .charge(ChargeRequest { amount_cents: record.amount_cents, method, idempotency_key: &provider_key, description: &description })
+        .await;
+    let charge = match charge {
+        Ok(c) => c,
+        Err(GatewayError::Declined(why)) => {
+            counter!("payments_total", "outcome" => "declined").increment(1);
+            return Ok(final_problem(StatusCode::PAYMENT_REQUIRED, "declined", &format!("payment declined: {why}; the hold is kept")));
+        }
+        Err(GatewayError::Unavailable(why)) => {
+            counter!("payments_total", "outcome" => "failed").increment(1);
+            tracing::warn!(error = %why, "payment provider unavailable");
+            return Ok(Answer::Transient(Problem::unavailable("the payment provider is unavailable; retry shortly")));
+        }
+    };
+    let order = random_hex(16);
+    let payment = format!("pay_{}", random_hex(12));
+    let mut conn = svc.redis.clone();
+    let pay = Payment { order: &order, payment: &payment, charge: &charge, method };
+    // The charge is captured: giving up now would leave it neither an order
+    // nor a refund. So a Redis that is restarting or loading its AOF is
+    // waited for (up to CONFIRM_PATIENCE), and a retry that finds the hold
+    // confirmed with this very order (the first reply was lost) is our success.
+    let deadline = Instant::now() + CONFIRM_PATIENCE;
+    let mut delay = Duration::from_millis(50);
+    let outcome = loop {
+        match confirm(&mut conn, &svc.scripts, keys, &hold.token, user, &pay).await {
+            Ok(ConfirmOutcome::AlreadyConfirmed(o)) if o == order => {
+                let created_ms = read_order(&mut conn, keys, &order).await.ok().flatten().map_or_else(now_ms, |r| r.created_ms);
+                break ConfirmOutcome::Confirmed { created_ms };
+            }
+            Ok(o) => break o,
+            Err(e) if transient(&e) && Instant::now() + delay < deadline => {
+                tracing::warn!(error = %e, hold = %hold.public(), "confirming a captured charge: Redis unavailable; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(1));
+            }
+            // Unknown whether the order exists: never refund blindly. A retry
+            // with the same key re-confirms with the same charge.
+            Err(e) => return Err(Problem::from(e)),
+        }
+    };
+    match outcome {
+        ConfirmOutcome::Confirmed { created_ms } => {
+            counter!("payments_total", "outcome" => "captured").increment(1);
+            let order_id = HoldId { event: hold.event, token: order }.public();
+            let _: Result<(), _> = conn.zadd(user_orders_key(&svc.prefix, user), &order_id, created_ms).await;
+            let order_json = json!({
+                "id": order_id,
+                "event_id": hold.event.to_string(),
+                "hold_id": hold.public(),
+                "seats": record.seats,
+                "section_id": record.section.map(|s| s.to_string()),
+                "quantity": record.quantity,
+                "amount_cents": record.amount_cents,
+                "status": "confirmed",
+                "created_at": rfc3339_ms(created_ms),
+                "payment": {"id": payment, "amount_cents": record.amount_cents, "status": "captured"},
+            });
+            Ok(Answer::Final(
+                StatusCode::CREATED,
+                json!({
+                    "order": order_json,
+                    "payment": {"id": payment, "amount_cents": record.amount_cents, "status": "captured", "method": method},
+                }),
+            ))
+        }
+        ConfirmOutcome::AlreadyConfirmed(_) => {
+            refund(svc, keys, hold, user, record, &payment, &charge, "already_paid").await?;
+            Ok(final_problem(StatusCode::CONFLICT, "already_paid", "this hold has already been paid for; this charge was refunded"))
+        }
+        ConfirmOutcome::Gone(_) => {
+            refund(svc, keys, hold, user, record, &payment, &charge, "hold_expired").await?;
+            Ok(final_problem(StatusCode::GONE, "hold_expired", "the hold expired before the payment completed; the charge was refunded"))
+        }
+        ConfirmOutcome::NotFound => {
+            refund(svc, keys, hold, user, record, &payment, &charge, "hold_missing").await?;
+            Ok(final_problem(StatusCode::NOT_FOUND, "not_found", "no such hold; the charge was refunded"))
+        }
+    }
+}
+
+fn final_problem(status: StatusCode, code: &'static str, detail: &str) -> Answer {
+    let p = Problem::new(status, code, detail);
+    Answer::Final(
+        status,
+        json!({
+            "type": format!("https://stampede.dev/problems/{code}"),
+            "title": status.canonical_reason().unwrap_or("Error"),
+            "status": status.as_u16(),
+            "detail": p.detail,
+            "code": code,
+        }),
+    )
+}
+
+/// Refunds a charge that bought nothing and announces it on the stream.
+/// Retries the provider; a refund that keeps failing is logged loudly and
+/// counted, and the client gets a 503 (its retry refunds again: harmless).
+#[allow(clippy::too_many_arguments)]
+async fn refund<G: PaymentGateway>(
+    svc: &CheckoutService<G>,
+    keys: &EventKeys,
+    hold: &HoldId,
+    user: &str,
+    record: &HoldRecord,
+    payment: &str,
+    charge: &str,
+    reason: &str,
+) -> Result<(), Problem> {
+    let mut delay = Duration::from_millis(50);
+    let mut last = None;
+    for _ in 0..5 {
+        match svc.gateway.refund(charge).await {
+            Ok(_) => {
+                last = None;
+                break;
+            }
+            Err(e) => {
+                last = Some(e);
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+        }
+    }
+    if let Some(e) = last {
+        counter!("payments_total", "outcome" => "refund_failed").increment(1);
+        tracing::error!(charge, error = %e, "refund failed; the charge must be refunded by hand");
+        return Err(Problem::unavailable("the payment could not be completed; retry shortly"));
+    }
+    counter!("payments_total", "outcome" => "refunded").increment(1);
+    let mut conn = svc.redis.clone();
+    let amount = record.amount_cents.to_string();
+    let at = now_ms().to_string();
+    let fields: [(&str, &str); 8] = [
+        ("type", "payment.refunded"),
+        ("payment", payment),
+        ("hold", &hold.token),
+        ("user", user),
+        ("amount", &amount),
+        ("charge", charge),
+        ("reason", reason),
+        ("at", &at),
+    ];
+    let mut delay = Duration::from_millis(50);
+    let deadline = Instant::now() + CONFIRM_PATIENCE;
+    loop {
+        match conn.xadd::<_, _, _, _, String>(keys.stream(), "*", &fields).await {
+            Ok(_) => return Ok(()),
+            Err(e) if transient(&e) && Instant::now() + delay < deadline => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(1));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! Shared plumbing for every Stampede service.
+//!
+//! Each service crate builds on these pieces: typed configuration from
+//! `STAMPEDE_*` variables ([`config`]), a hyper server with graceful shutdown
+//! and the `/healthz`, `/readyz`, `/metrics` endpoints ([`http`]), RFC 9457
+//! problem responses ([`problem`]), local access-token verification
+//! ([`token`]), metrics and logs ([`telemetry`]), and the Postgres and Redis
+//! stores ([`db`], [`store`]). [`testkit`] spins up isolated stores for tests.
+
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod ids;
+pub mod problem;
+pub mod store;
+pub mod telemetry;
+pub mod testkit;
+pub mod token;
+
+pub use config::Config;
+pub use problem::Problem;

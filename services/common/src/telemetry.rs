@@ -1,0 +1,103 @@
+//! Logs and metrics. One Prometheus recorder per process, shared by every
+//! service in it; each service's `/metrics` renders the whole process, with
+//! a `service` label telling them apart.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use hyper::StatusCode;
+use metrics::{Unit, counter, describe_counter, describe_histogram, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Latency buckets (seconds), tuned for a hot path measured in milliseconds.
+pub const SECONDS_BUCKETS: &[f64] =
+    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+/// Buckets for counts (batch sizes and the like).
+pub const COUNT_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0];
+
+/// Starts structured logging. `STAMPEDE_LOG` is the filter (default `info`),
+/// `STAMPEDE_LOG_FORMAT=json` switches to JSON lines.
+pub fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("STAMPEDE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("STAMPEDE_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}
+
+/// Installs the process-wide recorder (once; later calls are no-ops) and
+/// describes the metrics every service shares.
+pub fn install_metrics() {
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets(COUNT_BUCKETS)
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS));
+        let handle = match builder.and_then(|b| b.install_recorder()) {
+            Ok(h) => h,
+            Err(e) => {
+                // Another recorder is installed (a test harness); render ours anyway.
+                tracing::warn!(error = %e, "metrics recorder not installed");
+                PrometheusBuilder::new().build_recorder().handle()
+            }
+        };
+        let upkeep = handle.clone();
+        std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(Duration::from_secs(5));
+                    upkeep.run_upkeep();
+                }
+            })
+            .ok();
+        describe_counter!("http_requests_total", Unit::Count, "HTTP requests answered, by service, route and status.");
+        describe_histogram!(
+            "http_request_duration_seconds",
+            Unit::Seconds,
+            "Time from request to response, by service and route."
+        );
+        handle
+    });
+}
+
+/// The Prometheus text exposition of every metric in this process.
+pub fn render() -> String {
+    HANDLE.get().map(|h| h.render()).unwrap_or_default()
+}
+
+/// Records one answered request.
+pub fn record_request(service: &'static str, route: &'static str, status: StatusCode, elapsed: Duration) {
+    counter!("http_requests_total", "service" => service, "route" => route, "status" => status_label(status))
+        .increment(1);
+    histogram!("http_request_duration_seconds", "service" => service, "route" => route).record(elapsed.as_secs_f64());
+}
+
+fn status_label(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        200 => "200",
+        201 => "201",
+        204 => "204",
+        304 => "304",
+        400 => "400",
+        401 => "401",
+        402 => "402",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        408 => "408",
+        409 => "409",
+        410 => "410",
+        412 => "412",
+        413 => "413",
+        428 => "428",
+        429 => "429",
+        500 => "500",
+        503 => "503",
+        s if s < 300 => "2xx",
+        s if s < 400 => "3xx",
+        s if s < 500 => "4xx",
+        _ => "5xx",
+    }
+}

@@ -1,0 +1,154 @@
+//! Isolated stores for integration tests: a fresh, migrated Postgres
+//! database and a fresh Redis key prefix per test, on the servers that
+//! `scripts/test` starts (`STAMPEDE_TEST_DATABASE_URL`,
+//! `STAMPEDE_TEST_REDIS_URL`). A test run without them fails loudly rather
+//! than skipping.
+
+use crate::config::{Config, Env};
+use crate::ids::random_hex;
+
+/// The value of a test variable; panics with a pointer to `scripts/test`.
+pub fn test_var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the tests through scripts/test"))
+}
+
+/// A configuration for one test: its own database (created and migrated),
+/// its own Redis key prefix, every port 0, fast password hashing, holds as
+/// short as one second.
+pub async fn test_config() -> Config {
+    let admin_url = test_var("STAMPEDE_TEST_DATABASE_URL");
+    let redis_url = test_var("STAMPEDE_TEST_REDIS_URL");
+    let name = format!("st_{}", random_hex(6));
+    let (client, conn) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test Postgres");
+    let conn_task = tokio::spawn(conn);
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+    drop(client);
+    let _ = conn_task.await;
+    let db_url = replace_dbname(&admin_url, &name);
+    let prefix = format!("t{}", random_hex(5));
+    let pairs = [
+        ("STAMPEDE_DATABASE_URL", db_url.as_str()),
+        ("STAMPEDE_REDIS_URL", redis_url.as_str()),
+        ("STAMPEDE_REDIS_PREFIX", prefix.as_str()),
+        ("STAMPEDE_JWT_SECRET", "test-secret-test-secret-test-secret!"),
+        ("STAMPEDE_ARGON2_MEMORY_KIB", "64"),
+        ("STAMPEDE_ARGON2_ITERATIONS", "1"),
+        ("STAMPEDE_MIN_HOLD_SECONDS", "1"),
+        ("STAMPEDE_DB_POOL_SIZE", "4"),
+        ("STAMPEDE_EXPIRY_SWEEP_MS", "100"),
+    ];
+    let mut cfg = Config::from_env(&Env::from_pairs(pairs)).expect("test config");
+    for port in cfg.ports.values_mut() {
+        *port = 0;
+    }
+    let pool = crate::db::pool(&cfg.database_url, 2).expect("pool");
+    crate::db::migrate(&pool).await.expect("migrate test database");
+    cfg.mail_dir = std::env::temp_dir().join(format!("stampede-mail-{}", random_hex(5))).display().to_string();
+    cfg
+}
+
+/// `postgres://u@h:p/db?x` with the database replaced by `name`.
+fn replace_dbname(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn replaces_the_database_name() {
+        assert_eq!(super::replace_dbname("postgres://p@127.0.0.1:5/postgres", "x"), "postgres://p@127.0.0.1:5/x");
+        assert_eq!(super::replace_dbname("postgres://p@h:5/a?sslmode=disable", "x"), "postgres://p@h:5/x?sslmode=disable");
+        assert_eq!(super::replace_dbname("postgres://p@h:5", "x"), "postgres://p@h:5/x");
+    }
+}
+
+/// A minimal HTTP/1.1 client for tests: one request per connection, JSON in
+/// and out, no extra dependencies.
+pub mod client {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use hyper::{Method, Request, StatusCode};
+    use hyper_util::rt::TokioIo;
+    use serde_json::Value;
+
+    /// An answer: status, headers and the body (parsed as JSON when it is).
+    #[derive(Debug)]
+    pub struct Answer {
+        pub status: StatusCode,
+        pub headers: hyper::HeaderMap,
+        pub body: Bytes,
+    }
+
+    impl Answer {
+        pub fn json(&self) -> Value {
+            serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+        }
+        pub fn header(&self, name: &str) -> Option<&str> {
+            self.headers.get(name).and_then(|v| v.to_str().ok())
+        }
+        /// The body's `code` (problem responses).
+        pub fn code(&self) -> String {
+            self.json()["code"].as_str().unwrap_or_default().to_owned()
+        }
+    }
+
+    /// Sends one request to `addr` (`127.0.0.1:port`).
+    pub async fn send(
+        addr: std::net::SocketAddr,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Answer {
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect to service");
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("http handshake");
+        tokio::spawn(conn);
+        let mut req = Request::builder().method(method).uri(path).header("host", addr.to_string());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Full::new(Bytes::from(body.unwrap_or_default()))).expect("request");
+        let resp = sender.send_request(req).await.expect("send request");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.expect("read body").to_bytes();
+        Answer { status, headers, body }
+    }
+
+    /// Sends JSON with an optional bearer token.
+    pub async fn call(
+        addr: std::net::SocketAddr,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Answer {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("content-type", "application/json")];
+        if let Some(a) = &auth {
+            headers.push(("authorization", a.as_str()));
+        }
+        send(addr, method, path, &headers, body.map(|b| serde_json::to_vec(b).expect("json"))).await
+    }
+}
+
+/// Serves `handler` on a free loopback port for the rest of the test.
+pub async fn spawn<H: crate::http::Handler>(handler: H) -> std::net::SocketAddr {
+    crate::telemetry::install_metrics();
+    let listener = crate::http::bind(([127, 0, 0, 1], 0).into()).await.expect("bind port 0");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(crate::http::serve(listener, std::sync::Arc::new(handler), std::future::pending()));
+    addr
+}

@@ -1,0 +1,14 @@
+//! The inventory in Redis: where every key lives ([`keys`]), the scripts
+//! that change it ([`scripts`], the files in `lua/`), and typed calls to
+//! them ([`ops`]). Catalog publishes through it, reservation holds and
+//! releases, checkout confirms, and the expiry worker and persister read
+//! what it writes. See `lua/README.md` for the layout.
+
+pub mod keys;
+pub mod ops;
+pub mod scripts;
+pub mod streams;
+
+pub use keys::{EventKeys, HoldId};
+pub use ops::*;
+pub use scripts::Scripts;

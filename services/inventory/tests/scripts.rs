@@ -1,0 +1,292 @@
+//! Every branch of every script, directly against a real Redis.
+
+use redis::AsyncCommands;
+use stampede_common::clock::now_ms;
+use stampede_common::store::{self, Redis};
+use stampede_common::testkit::test_config;
+use stampede_inventory::*;
+
+struct Fx {
+    conn: Redis,
+    scripts: Scripts,
+    keys: EventKeys,
+    prefix: String,
+}
+
+const SEATED: i64 = 11;
+const GA: i64 = 12;
+
+/// An event with a seated section (2 rows x 3 seats at 5000) and a GA
+/// section (capacity 5 at 1500), on sale now, per-user limit 4.
+async fn fixture(hold_ms: i64, sale_ms: i64) -> Fx {
+    let cfg = test_config().await;
+    let mut conn = store::connect(&cfg.redis_url).await.expect("redis");
+    let scripts = Scripts::load();
+    let keys = EventKeys::new(&cfg.redis_prefix, 7);
+    let meta = EventMeta {
+        sale_ms,
+        hold_ms,
+        limit: 4,
+        waiting_room: false,
+        sections: vec![
+            SectionLayout { id: SEATED, seated: Some((2, 3)), capacity: 6, price_cents: 5000 },
+            SectionLayout { id: GA, seated: None, capacity: 5, price_cents: 1500 },
+        ],
+    };
+    assert!(publish(&mut conn, &scripts, &cfg.redis_prefix, &keys, &meta).await.expect("publish"));
+    Fx { conn, scripts, keys, prefix: cfg.redis_prefix }
+}
+
+fn seat(row: u32, number: u32) -> SeatRef {
+    SeatRef { section: SEATED, row, number }
+}
+
+impl Fx {
+    async fn hold(&mut self, user: &str, seats: &[SeatRef]) -> (String, HoldOutcome) {
+        let id = HoldId::generate(7).token;
+        let req = HoldRequest { user, hold: &id, idempotency: None, queue_pass: false };
+        let out = hold_seats(&mut self.conn, &self.scripts, &self.keys, &req, seats).await.expect("hold");
+        (id, out)
+    }
+    async fn hold_ga(&mut self, user: &str, qty: i64) -> (String, HoldOutcome) {
+        let id = HoldId::generate(7).token;
+        let req = HoldRequest { user, hold: &id, idempotency: None, queue_pass: false };
+        let out = hold_general(&mut self.conn, &self.scripts, &self.keys, &req, GA, qty).await.expect("hold");
+        (id, out)
+    }
+    async fn avail(&mut self) -> (i64, i64) {
+        let a = availability(&mut self.conn, &self.keys).await.expect("avail");
+        (a[&SEATED].0, a[&GA].0)
+    }
+    async fn events(&mut self) -> Vec<(String, String)> {
+        let reply: redis::streams::StreamRangeReply = self.conn.xrange_all(self.keys.stream()).await.expect("xrange");
+        reply
+            .ids
+            .iter()
+            .map(|e| (e.get::<String>("type").unwrap_or_default(), e.get::<String>("hold").unwrap_or_default()))
+            .collect()
+    }
+}
+
+fn is_held(out: &HoldOutcome) -> bool {
+    matches!(out, HoldOutcome::Held { .. })
+}
+
+#[tokio::test]
+async fn publish_is_idempotent_and_sets_counters() {
+    let mut fx = fixture(60_000, 0).await;
+    assert_eq!(fx.avail().await, (6, 5));
+    let (_, out) = fx.hold("u1", &[seat(1, 1)]).await;
+    assert!(is_held(&out));
+    let meta = read_meta(&mut fx.conn, &fx.keys).await.expect("meta").expect("published");
+    assert!(!publish(&mut fx.conn, &fx.scripts, &fx.prefix, &fx.keys, &meta).await.expect("again"));
+    assert_eq!(fx.avail().await, (5, 5), "a second publish leaves the inventory intact");
+    assert_eq!(published_events(&mut fx.conn, &fx.prefix).await.expect("set"), vec![7]);
+}
+
+#[tokio::test]
+async fn holds_seats_all_or_nothing_naming_every_taken_seat() {
+    let mut fx = fixture(60_000, 0).await;
+    let (id, out) = fx.hold("u1", &[seat(1, 1), seat(1, 2)]).await;
+    assert_eq!(out, HoldOutcome::Held { expires_ms: match out { HoldOutcome::Held { expires_ms, .. } => expires_ms, _ => 0 }, amount_cents: 10_000, quantity: 2 });
+    let rec = read_hold(&mut fx.conn, &fx.keys, &id).await.expect("read").expect("exists");
+    assert_eq!(rec.status, "held");
+    assert_eq!(rec.seats, vec![format!("{SEATED}:1:1"), format!("{SEATED}:1:2")]);
+    assert!(rec.expires_ms > now_ms() + 50_000);
+
+    let (_, out) = fx.hold("u2", &[seat(1, 3), seat(1, 2), seat(1, 1)]).await;
+    assert_eq!(out, HoldOutcome::Unavailable(vec![format!("{SEATED}:1:2"), format!("{SEATED}:1:1")]));
+    assert_eq!(fx.avail().await, (4, 5), "a refused hold changes nothing");
+    let taken = taken_seats(&mut fx.conn, &fx.keys, SEATED, now_ms()).await.expect("map");
+    assert_eq!(taken.len(), 2);
+    assert_eq!(taken[&(1, 1)], SeatStatus::Held);
+    assert_eq!(fx.events().await, vec![("hold.created".to_owned(), id)]);
+}
+
+#[tokio::test]
+async fn refuses_unknown_duplicate_and_wrong_kind_seats() {
+    let mut fx = fixture(60_000, 0).await;
+    let (_, out) = fx.hold("u1", &[seat(3, 1), seat(1, 4), seat(0, 1), SeatRef { section: 99, row: 1, number: 1 }, SeatRef { section: GA, row: 1, number: 1 }]).await;
+    assert_eq!(
+        out,
+        HoldOutcome::Unknown(vec![format!("{SEATED}:3:1"), format!("{SEATED}:1:4"), format!("{SEATED}:0:1"), "99:1:1".into(), format!("{GA}:1:1")])
+    );
+    let (_, out) = fx.hold("u1", &[seat(1, 1), seat(1, 1)]).await;
+    assert!(matches!(out, HoldOutcome::Bad(_)), "{out:?}");
+    let (_, out) = fx.hold_ga("u1", 0).await;
+    assert!(matches!(out, HoldOutcome::Bad(_)), "{out:?}");
+    let id = HoldId::generate(7).token;
+    let req = HoldRequest { user: "u1", hold: &id, idempotency: None, queue_pass: false };
+    let out = hold_general(&mut fx.conn, &fx.scripts, &fx.keys, &req, SEATED, 1).await.expect("call");
+    assert_eq!(out, HoldOutcome::Unknown(vec![SEATED.to_string()]));
+    assert_eq!(fx.avail().await, (6, 5));
+    assert!(fx.events().await.is_empty());
+}
+
+#[tokio::test]
+async fn not_on_sale_before_the_window_and_not_found_unpublished() {
+    let mut fx = fixture(60_000, now_ms() + 3_600_000).await;
+    assert_eq!(fx.hold("u1", &[seat(1, 1)]).await.1, HoldOutcome::NotOnSale);
+    assert_eq!(fx.hold_ga("u1", 1).await.1, HoldOutcome::NotOnSale);
+    fx.keys = EventKeys::new(&fx.prefix, 8);
+    assert_eq!(fx.hold("u1", &[seat(1, 1)]).await.1, HoldOutcome::NotFound);
+    assert_eq!(fx.hold_ga("u1", 1).await.1, HoldOutcome::NotFound);
+}
+
+#[tokio::test]
+async fn per_user_limit_counts_seats_and_places_across_holds() {
+    let mut fx = fixture(60_000, 0).await;
+    assert!(is_held(&fx.hold("u1", &[seat(1, 1), seat(1, 2)]).await.1));
+    assert!(is_held(&fx.hold_ga("u1", 1).await.1));
+    assert_eq!(fx.hold_ga("u1", 2).await.1, HoldOutcome::Limit { used: 3, limit: 4 });
+    assert_eq!(fx.hold("u1", &[seat(2, 1), seat(2, 2)]).await.1, HoldOutcome::Limit { used: 3, limit: 4 });
+    assert!(is_held(&fx.hold("u1", &[seat(2, 1)]).await.1));
+    assert!(is_held(&fx.hold("u2", &[seat(2, 2)]).await.1), "the limit is per user");
+}
+
+#[tokio::test]
+async fn idempotency_key_returns_the_first_hold() {
+    let mut fx = fixture(60_000, 0).await;
+    let first = HoldId::generate(7).token;
+    let req = HoldRequest { user: "u1", hold: &first, idempotency: Some(("retry-1", 60_000)), queue_pass: false };
+    assert!(is_held(&hold_seats(&mut fx.conn, &fx.scripts, &fx.keys, &req, &[seat(1, 1)]).await.expect("hold")));
+    let second = HoldId::generate(7).token;
+    let req = HoldRequest { user: "u1", hold: &second, idempotency: Some(("retry-1", 60_000)), queue_pass: false };
+    assert_eq!(hold_seats(&mut fx.conn, &fx.scripts, &fx.keys, &req, &[seat(1, 1)]).await.expect("hold"), HoldOutcome::Duplicate(first.clone()));
+    let req = HoldRequest { user: "u2", hold: &second, idempotency: Some(("retry-1", 60_000)), queue_pass: false };
+    assert!(matches!(hold_seats(&mut fx.conn, &fx.scripts, &fx.keys, &req, &[seat(1, 1)]).await.expect("hold"), HoldOutcome::Unavailable(_)), "keys are scoped to the user");
+    assert_eq!(fx.avail().await.0, 5);
+}
+
+#[tokio::test]
+async fn general_admission_never_oversells() {
+    let mut fx = fixture(60_000, 0).await;
+    assert!(is_held(&fx.hold_ga("u1", 3).await.1));
+    assert_eq!(fx.hold_ga("u2", 3).await.1, HoldOutcome::SoldOut { available: 2 });
+    assert!(is_held(&fx.hold_ga("u2", 2).await.1));
+    assert_eq!(fx.hold_ga("u3", 1).await.1, HoldOutcome::SoldOut { available: 0 });
+    assert_eq!(fx.avail().await.1, 0);
+}
+
+#[tokio::test]
+async fn release_by_owner_is_idempotent_and_others_cannot() {
+    let mut fx = fixture(60_000, 0).await;
+    let (id, _) = fx.hold("u1", &[seat(1, 1), seat(2, 3)]).await;
+    let (ga, _) = fx.hold_ga("u1", 2).await;
+    assert_eq!(fx.avail().await, (4, 3));
+    assert_eq!(release(&mut fx.conn, &fx.scripts, &fx.keys, &id, Reason::Released, Some("u2")).await.expect("r"), ReleaseOutcome::NotFound);
+    assert_eq!(release(&mut fx.conn, &fx.scripts, &fx.keys, &id, Reason::Released, Some("u1")).await.expect("r"), ReleaseOutcome::Released);
+    assert_eq!(release(&mut fx.conn, &fx.scripts, &fx.keys, &id, Reason::Released, Some("u1")).await.expect("r"), ReleaseOutcome::Noop("released".into()));
+    assert_eq!(release(&mut fx.conn, &fx.scripts, &fx.keys, &ga, Reason::Released, Some("u1")).await.expect("r"), ReleaseOutcome::Released);
+    assert_eq!(release(&mut fx.conn, &fx.scripts, &fx.keys, "nope", Reason::Released, Some("u1")).await.expect("r"), ReleaseOutcome::NotFound);
+    assert_eq!(fx.avail().await, (6, 5));
+    assert!(taken_seats(&mut fx.conn, &fx.keys, SEATED, now_ms()).await.expect("map").is_empty());
+    // The limit no longer counts released holds.
+    assert!(is_held(&fx.hold("u1", &[seat(1, 1), seat(1, 2), seat(1, 3), seat(2, 1)]).await.1));
+    let kinds: Vec<String> = fx.events().await.into_iter().map(|(k, _)| k).collect();
+    assert_eq!(kinds, ["hold.created", "hold.created", "hold.released", "hold.released", "hold.created"]);
+    // An expiry arriving early is refused.
+    let (early, _) = fx.hold("u2", &[seat(2, 2)]).await;
+    assert!(matches!(release(&mut fx.conn, &fx.scripts, &fx.keys, &early, Reason::Expired, None).await.expect("r"), ReleaseOutcome::NotYet(_)));
+}
+
+#[tokio::test]
+async fn lapsed_holds_are_free_before_any_worker_runs() {
+    let mut fx = fixture(300, 0).await;
+    let (old, _) = fx.hold("u1", &[seat(1, 1), seat(1, 2)]).await;
+    let (old_ga, _) = fx.hold_ga("u1", 2).await;
+    assert_eq!(fx.avail().await, (4, 3));
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert!(taken_seats(&mut fx.conn, &fx.keys, SEATED, now_ms()).await.expect("map").is_empty(), "lapsed seats read free");
+    let rec = read_hold(&mut fx.conn, &fx.keys, &old).await.expect("read").expect("exists");
+    assert_eq!(rec.status_at(now_ms()), "expired");
+
+    // Another user takes one lapsed seat; the old hold's user is under the limit again.
+    let (new, out) = fx.hold("u2", &[seat(1, 1)]).await;
+    assert!(is_held(&out), "{out:?}");
+    assert_eq!(fx.avail().await.0, 4, "taking over a lapsed seat does not count it twice");
+    // GA: 3 left, 2 lapsed → 5 can be held.
+    assert!(is_held(&fx.hold_ga("u3", 4).await.1));
+    assert_eq!(fx.avail().await.1, 1);
+    assert!(is_held(&fx.hold("u1", &[seat(2, 1), seat(2, 2), seat(2, 3)]).await.1), "lapsed holds stop counting toward the limit");
+
+    // The worker arrives late: the old holds expire exactly once and free only what they still own.
+    assert_eq!(release(&mut fx.conn, &fx.scripts, &fx.keys, &old, Reason::Expired, None).await.expect("r"), ReleaseOutcome::Expired);
+    assert_eq!(release(&mut fx.conn, &fx.scripts, &fx.keys, &old, Reason::Expired, None).await.expect("r"), ReleaseOutcome::Noop("expired".into()));
+    assert_eq!(release(&mut fx.conn, &fx.scripts, &fx.keys, &old_ga, Reason::Expired, None).await.expect("r"), ReleaseOutcome::Expired);
+    let taken = taken_seats(&mut fx.conn, &fx.keys, SEATED, now_ms()).await.expect("map");
+    assert_eq!(taken.get(&(1, 1)), Some(&SeatStatus::Held), "the new owner keeps seat 1:1");
+    assert_eq!(taken.get(&(1, 2)), None);
+    // seated: 6 - (1 new) - (3 u1) = 2; GA: 5 - 4 = 1
+    assert_eq!(fx.avail().await, (2, 1));
+    let rec = read_hold(&mut fx.conn, &fx.keys, &new).await.expect("read").expect("exists");
+    assert_eq!(rec.status, "held");
+    let expired: Vec<_> = fx.events().await.into_iter().filter(|(k, _)| k == "hold.expired").collect();
+    assert_eq!(expired.len(), 2);
+    // An owner's DELETE of a lapsed hold is an expiry, not a release.
+    let (late, _) = fx.hold("u4", &[seat(1, 2)]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(release(&mut fx.conn, &fx.scripts, &fx.keys, &late, Reason::Released, Some("u4")).await.expect("r"), ReleaseOutcome::Expired);
+}
+
+/// The waiting room: hold.lua and hold_ga.lua refuse a `wr` event without a
+/// pass (changing nothing) and take it with one; queue.lua hands out places
+/// first come, first served, one per user, and admits by the rate.
+#[tokio::test]
+async fn waiting_room_needs_a_pass_and_admits_in_order() {
+    let mut fx = fixture(60_000, 0).await;
+    let mut meta = read_meta(&mut fx.conn, &fx.keys).await.expect("meta").expect("published");
+    assert!(!meta.waiting_room);
+    let plain = fx.keys.clone();
+    meta.waiting_room = true;
+    fx.keys = EventKeys::new(&fx.prefix, 9);
+    assert!(publish(&mut fx.conn, &fx.scripts, &fx.prefix, &fx.keys, &meta).await.expect("publish"));
+    assert!(read_meta(&mut fx.conn, &fx.keys).await.expect("meta").expect("published").waiting_room);
+
+    // No pass: refused, seated and GA alike, before anything is touched.
+    assert_eq!(fx.hold("u1", &[seat(1, 1)]).await.1, HoldOutcome::QueuePassRequired);
+    assert_eq!(fx.hold_ga("u1", 1).await.1, HoldOutcome::QueuePassRequired);
+    assert_eq!(fx.avail().await, (6, 5));
+    assert!(fx.events().await.is_empty());
+    // With a pass: the usual hold.
+    let id = HoldId::generate(9).token;
+    let req = HoldRequest { user: "u1", hold: &id, idempotency: None, queue_pass: true };
+    assert!(is_held(&hold_seats(&mut fx.conn, &fx.scripts, &fx.keys, &req, &[seat(1, 1), seat(1, 2)]).await.expect("hold")));
+    let id = HoldId::generate(9).token;
+    let req = HoldRequest { user: "u1", hold: &id, idempotency: None, queue_pass: true };
+    assert!(is_held(&hold_general(&mut fx.conn, &fx.scripts, &fx.keys, &req, GA, 2).await.expect("hold")));
+    assert_eq!(fx.avail().await, (4, 3));
+    // Sale not started beats the missing pass.
+    update_terms(&mut fx.conn, &fx.keys, now_ms() + 3_600_000, 60_000, 4).await.expect("terms");
+    assert_eq!(fx.hold("u2", &[seat(2, 1)]).await.1, HoldOutcome::NotOnSale);
+
+    // The line: positions in join order, one ticket per user, nobody admitted before the sale.
+    let none = Admission { initial: 100, per_second: 100 };
+    let (c, s, k) = (&mut fx.conn, &fx.scripts, &fx.keys);
+    let place = |ticket: &str, position: i64, admitted: bool, fresh: bool| QueueOutcome::Place { ticket: ticket.into(), position, admitted, fresh };
+    assert_eq!(queue_join(c, s, k, "u1", "ta", none).await.expect("join"), place("ta", 1, false, true));
+    assert_eq!(queue_join(c, s, k, "u2", "tb", none).await.expect("join"), place("tb", 2, false, true));
+    assert_eq!(queue_join(c, s, k, "u1", "tc", none).await.expect("join"), place("ta", 1, false, false), "a second join keeps the first ticket");
+    assert_eq!(queue_status(c, s, k, "u2", "tb", none).await.expect("status"), place("tb", 2, false, false));
+    assert_eq!(queue_status(c, s, k, "u2", "ta", none).await.expect("status"), QueueOutcome::NotFound, "another user's ticket");
+    assert_eq!(queue_status(c, s, k, "u1", "tc", none).await.expect("status"), QueueOutcome::NotFound, "a ticket never issued");
+
+    // On sale: `initial` admitted at once, then `per_second` more a second.
+    update_terms(c, k, now_ms(), 60_000, 4).await.expect("terms");
+    let one = Admission { initial: 1, per_second: 0 };
+    assert_eq!(queue_status(c, s, k, "u1", "ta", one).await.expect("status"), place("ta", 1, true, true));
+    assert_eq!(queue_status(c, s, k, "u1", "ta", one).await.expect("status"), place("ta", 1, true, false), "admitted is counted once");
+    assert_eq!(queue_status(c, s, k, "u2", "tb", one).await.expect("status"), place("tb", 2, false, false));
+    update_terms(c, k, now_ms() - 1_000, 60_000, 4).await.expect("terms");
+    let rate = Admission { initial: 1, per_second: 1 };
+    assert_eq!(queue_status(c, s, k, "u2", "tb", rate).await.expect("status"), place("tb", 2, true, true));
+    assert_eq!(queue_join(c, s, k, "u3", "td", one).await.expect("join"), place("td", 3, false, true));
+
+    // An event without a waiting room has no line; an unknown event has nothing.
+    assert_eq!(queue_join(c, s, &plain, "u1", "te", none).await.expect("join"), QueueOutcome::NoWaitingRoom);
+    assert_eq!(queue_status(c, s, &plain, "u1", "ta", none).await.expect("status"), QueueOutcome::NotFound);
+    let unknown = EventKeys::new(&fx.prefix, 10);
+    assert_eq!(queue_join(c, s, &unknown, "u1", "tf", none).await.expect("join"), QueueOutcome::NotFound);
+    let users: std::collections::HashMap<String, String> = c.hgetall(k.queue_users()).await.expect("users");
+    assert_eq!(users.len(), 3);
+}

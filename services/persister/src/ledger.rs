@@ -1,0 +1,353 @@
+//! Writing a batch of decoded messages to Postgres: one transaction, one
+//! multi-row upsert per table (`INSERT … SELECT FROM unnest(…) ON CONFLICT
+//! …`). Every statement is idempotent and never regresses a status (see
+//! `0003_ledger.sql`), so a replayed or late message changes nothing it
+//! should not. Rows are merged per key and sorted before writing, so one
+//! statement never touches a row twice and concurrent persisters lock rows
+//! in the same order.
+
+use std::collections::BTreeMap;
+
+use deadpool_postgres::{Client, Pool};
+use tokio_postgres::error::SqlState;
+
+use crate::records::{HoldRow, Message, OrderRow, PaymentRow};
+
+/// Why a write failed, which decides what the worker does next.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// Postgres is unreachable or asked us to retry (connection lost,
+    /// serialization failure, deadlock, shutdown): retry the same batch.
+    #[error("postgres unavailable: {0}")]
+    Unavailable(String),
+    /// Postgres refused the data (a constraint, a bad value): retrying the
+    /// same batch fails again; isolate the message that causes it.
+    #[error("postgres rejected the batch: {0}")]
+    Rejected(String),
+}
+
+impl From<tokio_postgres::Error> for WriteError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        let text = match e.as_db_error() {
+            Some(db) => format!("{} ({})", db.message(), db.code().code()),
+            None => e.to_string(),
+        };
+        match e.code() {
+            Some(code) if is_transient(code) => WriteError::Unavailable(text),
+            Some(_) => WriteError::Rejected(text),
+            // No SQLSTATE: the connection failed, or a value could not be
+            // encoded. Only the first is worth retrying.
+            None if e.is_closed() || has_io_source(&e) => WriteError::Unavailable(text),
+            None if text.contains("serializ") => WriteError::Rejected(text),
+            None => WriteError::Unavailable(text),
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for WriteError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        WriteError::Unavailable(e.to_string())
+    }
+}
+
+fn has_io_source(e: &tokio_postgres::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.is::<std::io::Error>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// SQLSTATEs that say "try again" rather than "this data is wrong".
+fn is_transient(code: &SqlState) -> bool {
+    let c = code.code();
+    matches!(&c[..2], "08" | "40" | "53" | "57" | "58") || c == SqlState::LOCK_NOT_AVAILABLE.code()
+}
+
+/// Rows to write, merged per primary key.
+#[derive(Default, Debug)]
+pub struct Batch {
+    holds: BTreeMap<String, HoldRow>,
+    orders: BTreeMap<String, OrderRow>,
+    /// `(event, seat)` → order.
+    seats: BTreeMap<(i64, String), String>,
+    payments: BTreeMap<String, PaymentRow>,
+    /// Two orders selling one seat within this batch.
+    conflict: Option<String>,
+    messages: usize,
+    rows: usize,
+}
+
+/// Rows written per table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    pub holds: usize,
+    pub orders: usize,
+    pub order_seats: usize,
+    pub payments: usize,
+}
+
+impl Written {
+    pub fn total(&self) -> usize {
+        self.holds + self.orders + self.order_seats + self.payments
+    }
+}
+
+impl Batch {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn of(message: Message) -> Self {
+        let mut b = Self::new();
+        b.add(message);
+        b
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.messages == 0
+    }
+
+    /// Messages added.
+    pub fn messages(&self) -> usize {
+        self.messages
+    }
+
+    /// Rows the messages stand for before merging.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn add(&mut self, message: Message) {
+        self.messages += 1;
+        self.rows += message.rows();
+        match message {
+            Message::Hold(h) => self.add_hold(h),
+            Message::Order { order, hold, seats } => {
+                for seat in seats {
+                    match self.seats.get(&(order.event, seat.clone())) {
+                        Some(other) if *other != order.id => {
+                            self.conflict = Some(format!("seat {seat} sold to orders {other} and {}", order.id));
+                        }
+                        Some(_) => {}
+                        None => {
+                            self.seats.insert((order.event, seat), order.id.clone());
+                        }
+                    }
+                }
+                self.add_hold(hold);
+                self.orders.entry(order.id.clone()).or_insert(order);
+            }
+            Message::Payment(p) => match self.payments.get_mut(&p.id) {
+                Some(existing) => existing.merge(p),
+                None => {
+                    self.payments.insert(p.id.clone(), p);
+                }
+            },
+        }
+    }
+
+    fn add_hold(&mut self, h: HoldRow) {
+        match self.holds.get_mut(&h.id) {
+            Some(existing) => existing.merge(h),
+            None => {
+                self.holds.insert(h.id.clone(), h);
+            }
+        }
+    }
+
+    /// Writes the batch in one transaction.
+    pub async fn write(&self, pool: &Pool) -> Result<Written, WriteError> {
+        if let Some(c) = &self.conflict {
+            return Err(WriteError::Rejected(c.clone()));
+        }
+        let mut client = pool.get().await?;
+        self.write_with(&mut client).await
+    }
+
+    async fn write_with(&self, client: &mut Client) -> Result<Written, WriteError> {
+        let tx = client.transaction().await?;
+        let mut written = Written::default();
+        if !self.holds.is_empty() {
+            written.holds = self.holds.len();
+            let rows: Vec<&HoldRow> = self.holds.values().collect();
+            let stmt = tx.prepare_cached(UPSERT_HOLDS).await?;
+            tx.execute(
+                &stmt,
+                &[
+                    &rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+                    &rows.iter().map(|r| r.event).collect::<Vec<_>>(),
+                    &rows.iter().map(|r| r.user).collect::<Vec<_>>(),
+                    &rows.iter().map(|r| r.section).collect::<Vec<_>>(),
+                    &rows.iter().map(|r| r.seats.as_str()).collect::<Vec<_>>(),
+                    &rows.iter().map(|r| r.quantity).collect::<Vec<_>>(),
+                    &rows.iter().map(|r| r.amount_cents).collect::<Vec<_>>(),
+                    &rows.iter().map(|r| r.status).collect::<Vec<_>>(),
+                    &rows.iter().map(|r| r.rank).collect::<Vec<_>>(),
+                    &rows.iter().map(|r| r.expires_ms).collect::<Vec<_>>(),
+                    &rows.iter().map(|r| r.created_ms).collect::<Vec<_>>(),
+                    &rows.iter().map(|r| r.updated_ms).collect::<Vec<_>>(),
+                ],
+            )
+            .await?;
+        }
+        if !self.orders.is_empty() {
+            written.orders = self.orders.len();
+            let rows: Vec<&OrderRow> = self.orders.values().collect();
+            let stmt = tx.prepare_cached(INSERT_ORDERS).await?;
+            tx.execute(
+                &stmt,
+                &[
+                    &rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+                    &rows.iter().map(|r| r.hold.as_str()).collect::<Vec<_>>(),
+                    &rows.iter().map(|r| r.event).collect::<Vec<_>>(),
+                    &rows.iter().map(|r| r.user).collect::<Vec<_>>(),
+                    &rows.iter().map(|r| r.section).collect::<Vec<_>>(),
+                    &rows.iter().map(|r| r.seats.as_str()).collect::<Vec<_>>(),
+                    &rows.iter().map(|r| r.quantity).collect::<Vec<_>>(),
+                    &rows.iter().map(|r| r.amount_cents).collect::<Vec<_>>(),
+                    &rows.iter().map(|r| r.payment.as_str()).collect::<Vec<_>>(),
+                    &rows.iter().map(|r| r.created_ms).collect::<Vec<_>>(),
+                ],
+            )
+            .await?;
+            // An order id already taken by another hold is a conflict, not a replay.
+            let stmt = tx.prepare_cached(CHECK_ORDERS).await?;
+            let clash = tx
+                .query(
+                    &stmt,
+                    &[
+                        &rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+                        &rows.iter().map(|r| r.hold.as_str()).collect::<Vec<_>>(),
+                    ],
+                )
+                .await?;
+            if let Some(row) = clash.first() {
+                let id: String = row.get(0);
+                return Err(WriteError::Rejected(format!("order {id} exists for another hold")));
+            }
+        }
+        if !self.seats.is_empty() {
+            written.order_seats = self.seats.len();
+            let stmt = tx.prepare_cached(INSERT_SEATS).await?;
+            let events: Vec<i64> = self.seats.keys().map(|(e, _)| *e).collect();
+            let seats: Vec<&str> = self.seats.keys().map(|(_, s)| s.as_str()).collect();
+            let orders: Vec<&str> = self.seats.values().map(String::as_str).collect();
+            let returned = tx.query(&stmt, &[&events, &seats, &orders]).await?;
+            for row in returned {
+                let (event, seat, order): (i64, String, String) = (row.get(0), row.get(1), row.get(2));
+                if self.seats.get(&(event, seat.clone())).is_some_and(|mine| *mine != order) {
+                    return Err(WriteError::Rejected(format!("seat {seat} of event {event} is already sold to order {order}")));
+                }
+            }
+        }
+        if !self.payments.is_empty() {
+            written.payments = self.payments.len();
+            let rows: Vec<&PaymentRow> = self.payments.values().collect();
+            let stmt = tx.prepare_cached(UPSERT_PAYMENTS).await?;
+            tx.execute(
+                &stmt,
+                &[
+                    &rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+                    &rows.iter().map(|r| r.hold.as_str()).collect::<Vec<_>>(),
+                    &rows.iter().map(|r| r.order.as_deref()).collect::<Vec<_>>(),
+                    &rows.iter().map(|r| r.event).collect::<Vec<_>>(),
+                    &rows.iter().map(|r| r.user).collect::<Vec<_>>(),
+                    &rows.iter().map(|r| r.amount_cents).collect::<Vec<_>>(),
+                    &rows.iter().map(|r| r.status).collect::<Vec<_>>(),
+                    &rows.iter().map(|r| r.rank).collect::<Vec<_>>(),
+                    &rows.iter().map(|r| r.charge.as_str()).collect::<Vec<_>>(),
+                    &rows.iter().map(|r| r.reason.as_deref()).collect::<Vec<_>>(),
+                    &rows.iter().map(|r| r.created_ms).collect::<Vec<_>>(),
+                    &rows.iter().map(|r| r.updated_ms).collect::<Vec<_>>(),
+                ],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(written)
+    }
+}
+
+/// Epoch milliseconds → timestamptz.
+macro_rules! ts {
+    ($col:literal) => {
+        concat!("to_timestamp(", $col, " / 1000.0)")
+    };
+}
+
+const UPSERT_HOLDS: &str = concat!(
+    "INSERT INTO holds (id, event_id, user_id, section_id, seats, quantity, amount_cents, status, status_rank,
+                        expires_at, created_at, updated_at)
+     SELECT id, event_id, user_id, section_id, string_to_array(seats, ','), quantity, amount_cents, status, rank, ",
+    ts!("exp"),
+    ", ",
+    ts!("created"),
+    ", ",
+    ts!("updated"),
+    "
+     FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::text[], $6::int4[], $7::int8[], $8::text[],
+                 $9::int2[], $10::int8[], $11::int8[], $12::int8[])
+          AS u(id, event_id, user_id, section_id, seats, quantity, amount_cents, status, rank, exp, created, updated)
+     ON CONFLICT (id) DO UPDATE SET
+        status = CASE WHEN EXCLUDED.status_rank > holds.status_rank THEN EXCLUDED.status ELSE holds.status END,
+        updated_at = CASE WHEN EXCLUDED.status_rank > holds.status_rank THEN EXCLUDED.updated_at ELSE holds.updated_at END,
+        status_rank = GREATEST(holds.status_rank, EXCLUDED.status_rank),
+        expires_at = COALESCE(holds.expires_at, EXCLUDED.expires_at),
+        created_at = LEAST(holds.created_at, EXCLUDED.created_at)
+     WHERE EXCLUDED.status_rank > holds.status_rank
+        OR (holds.expires_at IS NULL AND EXCLUDED.expires_at IS NOT NULL)
+        OR EXCLUDED.created_at < holds.created_at"
+);
+
+const INSERT_ORDERS: &str = concat!(
+    "INSERT INTO orders (id, hold_id, event_id, user_id, section_id, seats, quantity, amount_cents, status,
+                         payment_id, created_at)
+     SELECT id, hold_id, event_id, user_id, section_id, string_to_array(seats, ','), quantity, amount_cents,
+            'confirmed', payment_id, ",
+    ts!("created"),
+    "
+     FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::int8[], $6::text[], $7::int4[], $8::int8[],
+                 $9::text[], $10::int8[])
+          AS u(id, hold_id, event_id, user_id, section_id, seats, quantity, amount_cents, payment_id, created)
+     ON CONFLICT (id) DO NOTHING"
+);
+
+/// Orders of this batch whose id is already another hold's order.
+const CHECK_ORDERS: &str = "SELECT o.id FROM orders o JOIN unnest($1::text[], $2::text[]) AS u(id, hold_id)
+     ON o.id = u.id WHERE o.hold_id <> u.hold_id LIMIT 1";
+
+/// A seat already sold to the same order is a replay (no write); sold to
+/// another order it comes back with that order, and the batch fails.
+const INSERT_SEATS: &str = "INSERT INTO order_seats (event_id, seat_id, order_id)
+     SELECT * FROM unnest($1::int8[], $2::text[], $3::text[])
+     ON CONFLICT (event_id, seat_id) DO UPDATE SET order_id = order_seats.order_id
+     WHERE order_seats.order_id <> EXCLUDED.order_id
+     RETURNING event_id, seat_id, order_id";
+
+const UPSERT_PAYMENTS: &str = concat!(
+    "INSERT INTO payments (id, hold_id, order_id, event_id, user_id, amount_cents, status, status_rank,
+                           provider_charge_id, refund_reason, created_at, updated_at)
+     SELECT id, hold_id, order_id, event_id, user_id, amount_cents, status, rank, charge, reason, ",
+    ts!("created"),
+    ", ",
+    ts!("updated"),
+    "
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::text[], $8::int2[],
+                 $9::text[], $10::text[], $11::int8[], $12::int8[])
+          AS u(id, hold_id, order_id, event_id, user_id, amount_cents, status, rank, charge, reason, created, updated)
+     ON CONFLICT (id) DO UPDATE SET
+        status = CASE WHEN EXCLUDED.status_rank > payments.status_rank THEN EXCLUDED.status ELSE payments.status END,
+        updated_at = CASE WHEN EXCLUDED.status_rank > payments.status_rank THEN EXCLUDED.updated_at ELSE payments.updated_at END,
+        status_rank = GREATEST(payments.status_rank, EXCLUDED.status_rank),
+        order_id = COALESCE(payments.order_id, EXCLUDED.order_id),
+        refund_reason = COALESCE(payments.refund_reason, EXCLUDED.refund_reason),
+        created_at = LEAST(payments.created_at, EXCLUDED.created_at)
+     WHERE EXCLUDED.status_rank > payments.status_rank
+        OR (payments.order_id IS NULL AND EXCLUDED.order_id IS NOT NULL)
+        OR (payments.refund_reason IS NULL AND EXCLUDED.refund_reason IS NOT NULL)
+        OR EXCLUDED.created_at < payments.created_at"
+);

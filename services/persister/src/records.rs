@@ -1,0 +1,387 @@
+//! Stream entries as rows: decodes each event type of `lua/README.md`
+//! ("Stream events") into the rows it stands for. Decoding is strict: a
+//! missing or malformed field rejects the entry (it then goes to the
+//! dead-letter stream instead of writing a half-true row).
+
+use std::collections::HashMap;
+
+use stampede_inventory::SeatRef;
+use stampede_inventory::streams::Entry;
+
+/// A hold's status rank: a write only lands when its rank is higher.
+pub fn hold_rank(status: &str) -> i16 {
+    match status {
+        "held" => 1,
+        "released" | "expired" => 2,
+        "confirmed" => 3,
+        _ => 0,
+    }
+}
+
+/// A payment's status rank.
+pub fn payment_rank(status: &str) -> i16 {
+    match status {
+        "captured" => 1,
+        "refunded" => 2,
+        _ => 0,
+    }
+}
+
+/// A `holds` row (or the part of one a message knows).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HoldRow {
+    pub id: String,
+    pub event: i64,
+    pub user: i64,
+    pub section: Option<i64>,
+    /// Comma list of seat ids, as the stream carries it ("" for GA).
+    pub seats: String,
+    pub quantity: i32,
+    pub amount_cents: i64,
+    pub status: &'static str,
+    pub rank: i16,
+    /// Only `hold.*` messages carry it.
+    pub expires_ms: Option<i64>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+impl HoldRow {
+    /// Folds a second message about the same hold into this row: the
+    /// higher status wins, known facts fill unknown ones.
+    pub fn merge(&mut self, other: HoldRow) {
+        if other.rank > self.rank {
+            self.status = other.status;
+            self.rank = other.rank;
+            self.updated_ms = other.updated_ms;
+        }
+        if self.expires_ms.is_none() {
+            self.expires_ms = other.expires_ms;
+        }
+        self.created_ms = self.created_ms.min(other.created_ms);
+    }
+}
+
+/// An `orders` row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderRow {
+    pub id: String,
+    pub hold: String,
+    pub event: i64,
+    pub user: i64,
+    pub section: Option<i64>,
+    pub seats: String,
+    pub quantity: i32,
+    pub amount_cents: i64,
+    pub payment: String,
+    pub created_ms: i64,
+}
+
+/// A `payments` row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PaymentRow {
+    pub id: String,
+    pub hold: String,
+    pub order: Option<String>,
+    pub event: i64,
+    pub user: i64,
+    pub amount_cents: i64,
+    pub status: &'static str,
+    pub rank: i16,
+    pub charge: String,
+    pub reason: Option<String>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+impl PaymentRow {
+    pub fn merge(&mut self, other: PaymentRow) {
+        if other.rank > self.rank {
+            self.status = other.status;
+            self.rank = other.rank;
+            self.updated_ms = other.updated_ms;
+        }
+        if self.order.is_none() {
+            self.order = other.order;
+        }
+        if self.reason.is_none() {
+            self.reason = other.reason;
+        }
+        self.created_ms = self.created_ms.min(other.created_ms);
+    }
+}
+
+/// What one stream entry writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    /// `hold.created`, `hold.released`, `hold.expired`.
+    Hold(HoldRow),
+    /// `order.confirmed`: the order, its sold seats, and the hold turned confirmed.
+    Order { order: OrderRow, hold: HoldRow, seats: Vec<String> },
+    /// `payment.captured`, `payment.refunded`.
+    Payment(PaymentRow),
+}
+
+impl Message {
+    /// How many rows it writes (for the rows counter).
+    pub fn rows(&self) -> usize {
+        match self {
+            Message::Hold(_) | Message::Payment(_) => 1,
+            Message::Order { seats, .. } => 2 + seats.len(),
+        }
+    }
+}
+
+struct Fields<'a>(&'a HashMap<String, String>);
+
+impl<'a> Fields<'a> {
+    fn str(&self, name: &str) -> Result<&'a str, String> {
+        self.0.get(name).map(String::as_str).ok_or_else(|| format!("missing field {name:?}"))
+    }
+
+    /// A non-empty id of at most 128 printable ASCII characters without commas.
+    fn id(&self, name: &str) -> Result<String, String> {
+        let v = self.str(name)?;
+        if v.is_empty() || v.len() > 128 || !v.bytes().all(|b| b.is_ascii_graphic() && b != b',') {
+            return Err(format!("field {name:?} is not an id: {v:?}"));
+        }
+        Ok(v.to_owned())
+    }
+
+    fn num<T: std::str::FromStr>(&self, name: &str) -> Result<T, String> {
+        let v = self.str(name)?;
+        v.parse().map_err(|_| format!("field {name:?} is not a number: {v:?}"))
+    }
+
+    fn non_negative(&self, name: &str) -> Result<i64, String> {
+        let n: i64 = self.num(name)?;
+        if n < 0 {
+            return Err(format!("field {name:?} is negative: {n}"));
+        }
+        Ok(n)
+    }
+
+    fn section(&self) -> Result<Option<i64>, String> {
+        match self.str("section")? {
+            "" => Ok(None),
+            _ => self.num("section").map(Some),
+        }
+    }
+
+    /// The seat list, validated: each `<section>:<row>:<n>`, none for GA,
+    /// as many as `qty` otherwise.
+    fn seats(&self, section: Option<i64>, qty: i32) -> Result<(String, Vec<String>), String> {
+        let raw = self.str("seats")?;
+        let seats: Vec<String> = if raw.is_empty() { Vec::new() } else { raw.split(',').map(str::to_owned).collect() };
+        if let Some(bad) = seats.iter().find(|s| SeatRef::parse(s).is_none()) {
+            return Err(format!("not a seat id: {bad:?}"));
+        }
+        match section {
+            Some(_) if !seats.is_empty() => Err("a general-admission hold lists seats".into()),
+            None if seats.len() != qty as usize => Err(format!("{} seats for quantity {qty}", seats.len())),
+            _ => Ok((raw.to_owned(), seats)),
+        }
+    }
+
+    fn quantity(&self) -> Result<i32, String> {
+        let q: i32 = self.num("qty")?;
+        if q < 1 {
+            return Err(format!("quantity must be positive: {q}"));
+        }
+        Ok(q)
+    }
+}
+
+/// Decodes `entry` into the rows it writes, or says why it cannot.
+pub fn decode(entry: &Entry) -> Result<Message, String> {
+    let f = Fields(&entry.fields);
+    let at: i64 = f.num("at")?;
+    let event = entry.event;
+    match entry.kind() {
+        kind @ ("hold.created" | "hold.released" | "hold.expired") => {
+            let status = match kind {
+                "hold.created" => "held",
+                "hold.released" => "released",
+                _ => "expired",
+            };
+            let section = f.section()?;
+            let quantity = f.quantity()?;
+            let (seats, _) = f.seats(section, quantity)?;
+            Ok(Message::Hold(HoldRow {
+                id: f.id("hold")?,
+                event,
+                user: f.num("user")?,
+                section,
+                seats,
+                quantity,
+                amount_cents: f.non_negative("amount")?,
+                status,
+                rank: hold_rank(status),
+                expires_ms: Some(f.num("exp")?),
+                created_ms: at,
+                updated_ms: at,
+            }))
+        }
+        "order.confirmed" => {
+            let section = f.section()?;
+            let quantity = f.quantity()?;
+            let (seats, list) = f.seats(section, quantity)?;
+            let hold = f.id("hold")?;
+            let user = f.num("user")?;
+            let amount_cents = f.non_negative("amount")?;
+            let order = OrderRow {
+                id: f.id("order")?,
+                hold: hold.clone(),
+                event,
+                user,
+                section,
+                seats: seats.clone(),
+                quantity,
+                amount_cents,
+                payment: f.id("payment")?,
+                created_ms: at,
+            };
+            let hold = HoldRow {
+                id: hold,
+                event,
+                user,
+                section,
+                seats,
+                quantity,
+                amount_cents,
+                status: "confirmed",
+                rank: hold_rank("confirmed"),
+                expires_ms: None,
+                created_ms: at,
+                updated_ms: at,
+            };
+            Ok(Message::Order { order, hold, seats: list })
+        }
+        kind @ ("payment.captured" | "payment.refunded") => {
+            let refunded = kind == "payment.refunded";
+            let status = if refunded { "refunded" } else { "captured" };
+            Ok(Message::Payment(PaymentRow {
+                id: f.id("payment")?,
+                hold: f.id("hold")?,
+                order: if refunded { None } else { Some(f.id("order")?) },
+                event,
+                user: f.num("user")?,
+                amount_cents: f.non_negative("amount")?,
+                status,
+                rank: payment_rank(status),
+                charge: f.id("charge")?,
+                reason: if refunded { Some(f.str("reason")?.to_owned()) } else { None },
+                created_ms: at,
+                updated_ms: at,
+            }))
+        }
+        "" => Err("missing field \"type\"".into()),
+        other => Err(format!("unknown type {other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(pairs: &[(&str, &str)]) -> Entry {
+        Entry {
+            event: 7,
+            stream: "t:{ev:7}:stream".into(),
+            id: "1-0".into(),
+            fields: pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            deliveries: 1,
+        }
+    }
+
+    #[test]
+    fn decodes_every_type() {
+        let created = entry(&[
+            ("type", "hold.created"),
+            ("hold", "h1"),
+            ("user", "42"),
+            ("seats", "3:1:1,3:1:2"),
+            ("section", ""),
+            ("qty", "2"),
+            ("amount", "10000"),
+            ("exp", "2000"),
+            ("at", "1000"),
+        ]);
+        let Ok(Message::Hold(h)) = decode(&created) else { panic!("hold") };
+        assert_eq!((h.status, h.rank, h.expires_ms, h.seats.as_str()), ("held", 1, Some(2000), "3:1:1,3:1:2"));
+
+        let confirmed = entry(&[
+            ("type", "order.confirmed"),
+            ("order", "o1"),
+            ("hold", "h1"),
+            ("user", "42"),
+            ("seats", ""),
+            ("section", "9"),
+            ("qty", "3"),
+            ("amount", "4500"),
+            ("payment", "pay_1"),
+            ("at", "1500"),
+        ]);
+        let Ok(Message::Order { order, hold, seats }) = decode(&confirmed) else { panic!("order") };
+        assert_eq!((order.section, hold.status, hold.expires_ms, seats.len()), (Some(9), "confirmed", None, 0));
+
+        let refunded = entry(&[
+            ("type", "payment.refunded"),
+            ("payment", "pay_2"),
+            ("hold", "h2"),
+            ("user", "42"),
+            ("amount", "100"),
+            ("charge", "ch_1"),
+            ("reason", "hold_expired"),
+            ("at", "9"),
+        ]);
+        let Ok(Message::Payment(p)) = decode(&refunded) else { panic!("payment") };
+        assert_eq!((p.status, p.rank, p.order, p.reason.as_deref()), ("refunded", 2, None, Some("hold_expired")));
+    }
+
+    #[test]
+    fn rejects_malformed_entries() {
+        let base = [
+            ("type", "hold.created"),
+            ("hold", "h1"),
+            ("user", "42"),
+            ("seats", "3:1:1"),
+            ("section", ""),
+            ("qty", "1"),
+            ("amount", "100"),
+            ("exp", "2000"),
+            ("at", "1000"),
+        ];
+        assert!(decode(&entry(&base)).is_ok());
+        for (field, bad) in [("user", "bob"), ("seats", "3:1"), ("qty", "0"), ("qty", "2"), ("amount", "-1"), ("at", ""), ("hold", ""), ("type", "hold.lost")] {
+            let mut e = entry(&base);
+            e.fields.insert(field.into(), bad.into());
+            assert!(decode(&e).is_err(), "{field}={bad} must be rejected");
+        }
+        let mut e = entry(&base);
+        e.fields.remove("exp");
+        assert_eq!(decode(&e), Err("missing field \"exp\"".into()));
+    }
+
+    #[test]
+    fn merging_never_regresses() {
+        let row = |status: &'static str, exp: Option<i64>, at: i64| HoldRow {
+            id: "h".into(),
+            event: 1,
+            user: 1,
+            section: None,
+            seats: String::new(),
+            quantity: 1,
+            amount_cents: 1,
+            status,
+            rank: hold_rank(status),
+            expires_ms: exp,
+            created_ms: at,
+            updated_ms: at,
+        };
+        let mut r = row("confirmed", None, 50);
+        r.merge(row("expired", Some(90), 100));
+        r.merge(row("held", Some(90), 10));
+        assert_eq!((r.status, r.expires_ms, r.created_ms, r.updated_ms), ("confirmed", Some(90), 10, 50));
+    }
+}

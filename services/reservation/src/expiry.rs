@@ -1,0 +1,207 @@
+//! The expiry worker (`stampede serve expiry`): releases lapsed holds so the
+//! counters and seat maps converge and `hold.expired` reaches the stream.
+//!
+//! Correctness never depends on it: the scripts treat a lapsed hold as
+//! absent (lazy expiry). It is prompted by keyspace `expired`
+//! notifications of hold timers, which are lost while it is not
+//! subscribed, so a sweeper over each event's deadline set catches up on an
+//! interval. The release script is idempotent, so a notification and a
+//! sweep firing for one hold still append exactly one `hold.expired`.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use hyper::Request;
+use hyper::body::Incoming;
+use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use redis::AsyncCommands;
+use stampede_common::Config;
+use stampede_common::clock::now_ms;
+use stampede_common::http::{self, Handler, Routed};
+use stampede_common::store::Redis;
+use stampede_inventory::keys::parse_timer_key;
+use stampede_inventory::{EventKeys, Reason, ReleaseOutcome, Scripts, availability, published_events, read_meta, release};
+use tokio::sync::watch;
+
+/// How many lapsed holds one sweep of one event releases at most.
+const SWEEP_BATCH: isize = 1000;
+
+pub struct ExpiryWorker {
+    redis: Redis,
+    redis_url: String,
+    scripts: Scripts,
+    prefix: String,
+    sweep_every: Duration,
+}
+
+impl ExpiryWorker {
+    pub fn build(config: &Config, redis: Redis) -> Self {
+        describe_counter!("holds_expired_total", Unit::Count, "Holds released by the expiry worker, by trigger (notification, sweep).");
+        describe_histogram!(
+            "hold_expiry_lag_seconds",
+            Unit::Seconds,
+            "Time from a hold's deadline to its release by the expiry worker."
+        );
+        describe_gauge!("holds_active", Unit::Count, "Holds currently live (not yet released, expired or confirmed), over all events.");
+        describe_gauge!("inventory_capacity_seats", Unit::Count, "Seats and places on sale, by event.");
+        describe_gauge!("inventory_sold_seats", Unit::Count, "Seats and places sold, by event.");
+        describe_gauge!("inventory_available_seats", Unit::Count, "Seats and places neither held nor sold, by event.");
+        Self {
+            redis,
+            redis_url: config.redis_url.clone(),
+            scripts: Scripts::load(),
+            prefix: config.redis_prefix.clone(),
+            sweep_every: Duration::from_millis(config.expiry_sweep_ms),
+        }
+    }
+
+    /// Runs the notification listener and the sweeper until `stop` turns true.
+    pub async fn run(self: std::sync::Arc<Self>, stop: watch::Receiver<bool>) {
+        let listener = tokio::spawn(self.clone().listen(stop.clone()));
+        let mut stopped = std::pin::pin!(stampede_common::http::stopped(stop));
+        let mut tick = tokio::time::interval(self.sweep_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Err(e) = self.sweep().await {
+                        tracing::warn!(error = %e, "expiry sweep failed");
+                    }
+                }
+                _ = &mut stopped => break,
+            }
+        }
+        listener.abort();
+    }
+
+    /// One pass over every event's deadline set: releases what has lapsed.
+    pub async fn sweep(&self) -> anyhow::Result<usize> {
+        let mut conn = self.redis.clone();
+        let now = now_ms();
+        let mut released = 0;
+        let mut active = 0;
+        for event in published_events(&mut conn, &self.prefix).await? {
+            let keys = EventKeys::new(&self.prefix, event);
+            let lapsed: Vec<(String, i64)> =
+                conn.zrangebyscore_limit_withscores(keys.deadlines(), "-inf", now, 0, SWEEP_BATCH).await?;
+            for (hold, deadline) in lapsed {
+                if self.expire(&keys, &hold, deadline, "sweep").await? {
+                    released += 1;
+                }
+            }
+            active += conn.zcard::<_, i64>(keys.deadlines()).await?;
+            self.export_inventory(&mut conn, &keys).await?;
+        }
+        gauge!("holds_active").set(active as f64);
+        Ok(released)
+    }
+
+    /// Per-event capacity, sold and available gauges for the on-sale dashboard.
+    async fn export_inventory(&self, conn: &mut Redis, keys: &EventKeys) -> anyhow::Result<()> {
+        let Some(meta) = read_meta(conn, keys).await? else { return Ok(()) };
+        let counts = availability(conn, keys).await?;
+        let capacity: i64 = meta.sections.iter().map(|s| s.capacity).sum();
+        let (available, sold) = counts.values().fold((0, 0), |(a, s), (ca, cs)| (a + ca, s + cs));
+        let event = keys.event.to_string();
+        gauge!("inventory_capacity_seats", "event" => event.clone()).set(capacity as f64);
+        gauge!("inventory_sold_seats", "event" => event.clone()).set(sold as f64);
+        gauge!("inventory_available_seats", "event" => event).set(available as f64);
+        Ok(())
+    }
+
+    /// Releases one hold as expired; true if this call did it.
+    async fn expire(&self, keys: &EventKeys, hold: &str, deadline: i64, trigger: &'static str) -> anyhow::Result<bool> {
+        let mut conn = self.redis.clone();
+        let outcome = release(&mut conn, &self.scripts, keys, hold, Reason::Expired, None).await?;
+        if outcome == ReleaseOutcome::Expired {
+            counter!("holds_expired_total", "trigger" => trigger).increment(1);
+            histogram!("hold_expiry_lag_seconds").record((now_ms() - deadline).max(0) as f64 / 1000.0);
+            return Ok(true);
+        }
+        if outcome == ReleaseOutcome::NotFound {
+            // A deadline without its hold (the record aged out): drop it.
+            let _: i64 = conn.zrem(keys.deadlines(), hold).await?;
+        }
+        Ok(false)
+    }
+
+    /// Subscribes to `expired` keyspace events and releases each hold whose
+    /// timer fired. Reconnects forever; the sweeper covers the gaps.
+    async fn listen(self: std::sync::Arc<Self>, stop: watch::Receiver<bool>) {
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            if let Err(e) = self.listen_once().await {
+                tracing::warn!(error = %e, "expiry notifications lost; reconnecting");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    async fn listen_once(&self) -> anyhow::Result<()> {
+        let client = redis::Client::open(self.redis_url.as_str())?;
+        let mut conn = self.redis.clone();
+        ensure_notifications(&mut conn).await;
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.psubscribe("__keyevent@*__:expired").await?;
+        tracing::info!("expiry worker subscribed to keyspace notifications");
+        let mut messages = pubsub.on_message();
+        while let Some(msg) = messages.next().await {
+            let Ok(key) = msg.get_payload::<String>() else { continue };
+            let Some((event, hold)) = parse_timer_key(&self.prefix, &key) else { continue };
+            let keys = EventKeys::new(&self.prefix, event);
+            // The timer fires at the deadline; the hold's own `exp` is the truth.
+            if let Err(e) = self.expire(&keys, hold, now_ms(), "notification").await {
+                tracing::warn!(error = %e, hold, "releasing an expired hold failed; the sweeper will retry");
+            }
+        }
+        anyhow::bail!("notification stream ended")
+    }
+}
+
+/// Makes sure Redis publishes `expired` keyspace events (`E` and `x`),
+/// keeping whatever other classes are configured. Best effort: a managed
+/// Redis may forbid CONFIG, and then the sweeper alone does the work.
+async fn ensure_notifications(conn: &mut Redis) {
+    let current: Result<Vec<String>, _> = redis::cmd("CONFIG").arg("GET").arg("notify-keyspace-events").query_async(conn).await;
+    let flags = current.ok().and_then(|v| v.get(1).cloned()).unwrap_or_default();
+    if flags.contains('E') && (flags.contains('x') || flags.contains('A')) {
+        return;
+    }
+    let mut wanted = flags.clone();
+    for c in ['E', 'x'] {
+        if !wanted.contains(c) {
+            wanted.push(c);
+        }
+    }
+    let set: Result<(), _> = redis::cmd("CONFIG").arg("SET").arg("notify-keyspace-events").arg(&wanted).query_async(conn).await;
+    if let Err(e) = set {
+        tracing::warn!(error = %e, "cannot enable keyspace notifications; relying on the sweeper");
+    }
+}
+
+/// The worker's HTTP face: health, readiness and metrics only.
+pub struct ExpiryEndpoints {
+    redis: Redis,
+}
+
+impl ExpiryEndpoints {
+    pub fn new(redis: Redis) -> Self {
+        Self { redis }
+    }
+}
+
+impl Handler for ExpiryEndpoints {
+    fn name(&self) -> &'static str {
+        "expiry"
+    }
+
+    async fn handle(&self, _req: Request<Incoming>) -> Routed {
+        http::not_found()
+    }
+
+    async fn ready(&self) -> Result<(), String> {
+        stampede_common::store::ping(&self.redis).await
+    }
+}

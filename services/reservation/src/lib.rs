@@ -1,0 +1,74 @@
+//! The reservation service, Stampede's hot path: `POST /api/events/{id}/holds`,
+//! `GET`/`DELETE /api/holds/{id}`. One Lua script per hold checks the sale
+//! window, the seats and the per-user limit, creates the hold with its
+//! timer and appends `hold.created` to the event's stream, atomically. No
+//! Postgres here, ever. The [`expiry`] worker lives beside it because it
+//! runs the same release script. It also serves the waiting room
+//! (`/api/events/{id}/queue…`), whose [`pass`]es it verifies on each hold.
+
+pub mod expiry;
+pub mod pass;
+mod routes;
+
+use std::sync::Arc;
+
+use hyper::Request;
+use hyper::body::Incoming;
+use metrics::{Unit, describe_counter, describe_histogram};
+use stampede_common::Config;
+use stampede_common::http::{Handler, Routed};
+use stampede_common::store::Redis;
+use stampede_common::token::Tokens;
+use stampede_inventory::{Admission, Scripts};
+
+pub use expiry::ExpiryWorker;
+pub use pass::Passes;
+
+/// The reservation service's state.
+pub struct ReservationService {
+    redis: Redis,
+    scripts: Scripts,
+    tokens: Arc<Tokens>,
+    prefix: String,
+    max_body: usize,
+    idempotency_ms: i64,
+    passes: Passes,
+    admission: Admission,
+}
+
+impl ReservationService {
+    pub fn build(config: &Config, redis: Redis, tokens: Arc<Tokens>) -> Self {
+        describe_counter!(
+            "holds_total",
+            Unit::Count,
+            "Hold requests by outcome: created, replayed, unavailable, limit_exceeded, not_on_sale, queue_pass_required, invalid."
+        );
+        describe_counter!("queue_joins_total", Unit::Count, "Users who joined an event's waiting room (a repeated join is not counted).");
+        describe_counter!("queue_admitted_total", Unit::Count, "Waiting-room tickets found admitted, each counted once (at the status check that first saw it).");
+        describe_histogram!("redis_script_duration_seconds", Unit::Seconds, "Round trip of one inventory script call, by script.");
+        Self {
+            redis,
+            scripts: Scripts::load(),
+            tokens,
+            prefix: config.redis_prefix.clone(),
+            max_body: config.max_body_bytes,
+            idempotency_ms: config.idempotency_seconds * 1000,
+            passes: Passes::new(&config.jwt),
+            admission: Admission { initial: config.queue_initial_admit, per_second: config.queue_admit_per_second },
+        }
+    }
+}
+
+impl Handler for ReservationService {
+    fn name(&self) -> &'static str {
+        "reservation"
+    }
+
+    async fn handle(&self, req: Request<Incoming>) -> Routed {
+        routes::route(self, req).await
+    }
+
+    async fn ready(&self) -> Result<(), String> {
+        stampede_common::store::ping(&self.redis).await
+    }
+}

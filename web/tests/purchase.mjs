@@ -1,0 +1,279 @@
+// The browser test: a whole purchase through the web client, in headless
+// Chromium (Debian's /usr/bin/chromium, driven by playwright-core), against a
+// running stack through nginx. Run by scripts/browser-test.
+//
+//   STAMPEDE_WEB_URL         the stack's nginx, e.g. http://127.0.0.1:18080 (required)
+//   STAMPEDE_ADMIN_EMAIL     an admin account on that stack
+//   STAMPEDE_ADMIN_PASSWORD
+//   STAMPEDE_ARTIFACTS       where screenshots go (default .run/artifacts)
+//   STAMPEDE_CHROMIUM        the browser (default /usr/bin/chromium)
+//
+// Story: the admin creates and publishes an event on the admin page and signs
+// out; a new customer signs up, opens the event, watches another buyer's hold
+// and purchase appear on the live seat map, picks two seats, holds them, sees
+// the countdown, reloads mid-purchase and gets the hold back, is declined by
+// the declining card, pays with the visa card, and finds the order in My orders
+// (through one access-token refresh). Last, a general-admission hold made with
+// the quantity picker is released from the hold page.
+
+import { chromium } from 'playwright-core';
+import assert from 'node:assert/strict';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+const BASE = (process.env.STAMPEDE_WEB_URL || '').replace(/\/$/, '');
+const ADMIN_EMAIL = process.env.STAMPEDE_ADMIN_EMAIL || 'admin@stampede.local';
+const ADMIN_PASSWORD = process.env.STAMPEDE_ADMIN_PASSWORD || 'stampede-admin';
+const ARTIFACTS = path.resolve(process.env.STAMPEDE_ARTIFACTS || '.run/artifacts');
+const CHROMIUM = process.env.STAMPEDE_CHROMIUM || '/usr/bin/chromium';
+const HOLD_SECONDS = 300;
+
+if (!BASE) {
+  console.error('STAMPEDE_WEB_URL is not set (the nginx of a running stack, e.g. http://127.0.0.1:8080)');
+  process.exit(2);
+}
+
+const run = Date.now().toString(36);
+let stepNo = 0;
+function step(text) {
+  stepNo += 1;
+  console.log(`  [${String(stepNo).padStart(2)}] ${text}`);
+}
+
+/** A JSON call straight to the API (the "other buyer" who is not in the browser). */
+async function apiCall(method, url, { token, body, headers = {} } = {}) {
+  const h = { 'content-type': 'application/json', ...headers };
+  if (token) h.authorization = `Bearer ${token}`;
+  const resp = await fetch(`${BASE}${url}`, { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await resp.text();
+  const json = text ? JSON.parse(text) : null;
+  if (!resp.ok) throw new Error(`${method} ${url} → ${resp.status}: ${text}`);
+  return json;
+}
+
+async function main() {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const profile = mkdtempSync(path.join(tmpdir(), 'stampede-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    ],
+    viewport: { width: 1180, height: 900 },
+    locale: 'en-GB',
+    timezoneId: 'UTC',
+  });
+  context.setDefaultTimeout(15_000);
+  const page = context.pages()[0] || (await context.newPage());
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(`uncaught page error: ${e.message}`));
+  page.on('console', (m) => {
+    const t = m.text();
+    // Failed API calls (402 on the declined card, say) log "Failed to load resource": expected.
+    if (m.type() === 'error' && !t.startsWith('Failed to load resource')) problems.push(`console error: ${t}`);
+  });
+  const tid = (id) => page.getByTestId(id);
+
+  try {
+    // ---- the admin creates and publishes an event ------------------------------
+    step(`open ${BASE}/ and sign in as the admin`);
+    await page.goto(`${BASE}/#/signin?next=%23%2Fadmin`);
+    await tid('signin-email').fill(ADMIN_EMAIL);
+    await tid('signin-password').fill(ADMIN_PASSWORD);
+    await tid('signin-submit').click();
+    await page.waitForURL(/#\/admin$/);
+    await tid('whoami').filter({ hasText: '(admin)' }).waitFor();
+
+    step('create a draft event on the admin page: a seated section and a general-admission one');
+    const eventName = `Browser test night ${run}`;
+    await tid('admin-name').fill(eventName);
+    await tid('admin-venue').fill('Hall B');
+    await tid('admin-hold-seconds').fill(String(HOLD_SECONDS));
+    await tid('admin-per-user-limit').fill('4');
+    await tid('section-name-0').fill('Stalls');
+    await tid('section-price-0').fill('45.00');
+    await tid('section-kind-0').selectOption('seated');
+    await tid('section-rows-0').fill('6');
+    await tid('section-seats-per-row-0').fill('12');
+    await tid('admin-add-section').click();
+    await tid('section-name-1').fill('Standing');
+    await tid('section-price-1').fill('20');
+    await tid('section-kind-1').selectOption('ga');
+    await tid('section-capacity-1').fill('100');
+    await tid('admin-create').click();
+    const created = tid('admin-created');
+    await created.waitFor();
+    const eventId = await created.getAttribute('data-event-id');
+    assert.match(eventId, /^\d+$/);
+    assert.equal(await tid('admin-status').textContent(), 'draft');
+
+    step(`publish event ${eventId}`);
+    await tid('admin-publish').click();
+    await page.waitForFunction(() => document.querySelector('[data-testid="admin-status"]')?.textContent === 'published');
+
+    step('sign out');
+    await tid('nav-signout').click();
+    await tid('nav-signin').waitFor();
+
+    // ---- a new customer ----------------------------------------------------------
+    step('a new customer signs up');
+    const email = `fan-${run}@example.com`;
+    await page.goto(`${BASE}/#/signup`);
+    await tid('signup-email').fill(email);
+    await tid('signup-password').fill('correct horse battery');
+    await tid('signup-submit').click();
+    await tid('whoami').filter({ hasText: email }).waitFor();
+
+    step('the event is in the list; open it');
+    const card = page.locator(`[data-testid="event-card"][data-event-id="${eventId}"]`);
+    await card.waitFor();
+    await card.getByTestId('event-link').click();
+    await page.waitForURL(new RegExp(`#/events/${eventId}$`));
+    const ev = await apiCall('GET', `/api/events/${eventId}`);
+    const stalls = ev.sections.find((s) => s.name === 'Stalls');
+    const standing = ev.sections.find((s) => s.name === 'Standing');
+    const map = page.locator(`[data-testid="seat-map"][data-section-id="${stalls.id}"]`);
+    const seat = (row, n) => map.locator(`[data-seat-id="${stalls.id}:${row}:${n}"]`);
+    await seat(6, 12).waitFor();
+    assert.equal(await map.getByTestId('seat').count(), 72, 'a 6 × 12 seat map');
+    assert.equal(await map.locator('[data-status="free"]').count(), 72);
+    await tid('legend').waitFor();
+    await tid(`ga-quantity-${standing.id}`).waitFor();
+
+    step('another buyer holds two seats and buys two (by API); the open seat map shows it within seconds');
+    const other = await apiCall('POST', '/api/auth/signup', { body: { email: `other-${run}@example.com`, password: 'another password' } });
+    await apiCall('POST', `/api/events/${eventId}/holds`, { token: other.access_token, body: { seats: [`${stalls.id}:1:5`, `${stalls.id}:1:6`] } });
+    const bought = await apiCall('POST', `/api/events/${eventId}/holds`, { token: other.access_token, body: { seats: [`${stalls.id}:2:7`, `${stalls.id}:2:8`] } });
+    await apiCall('POST', `/api/holds/${bought.id}/payment`, {
+      token: other.access_token, body: { payment_method: 'pm_card_visa' }, headers: { 'idempotency-key': `other-${run}` },
+    });
+    await map.locator(`[data-seat-id="${stalls.id}:1:5"][data-status="held"]`).waitFor({ timeout: 8_000 });
+    await map.locator(`[data-seat-id="${stalls.id}:2:8"][data-status="sold"]`).waitFor({ timeout: 8_000 });
+    assert.equal(await seat(1, 5).getAttribute('aria-disabled'), 'true');
+
+    step('pick two seats on the seat map: one by mouse, one by keyboard (arrow key, space)');
+    await seat(3, 6).click();
+    assert.equal(await seat(3, 6).getAttribute('aria-pressed'), 'true');
+    await page.keyboard.press('ArrowRight');
+    assert.equal(await page.evaluate(() => document.activeElement?.dataset.seatId), `${stalls.id}:3:7`);
+    await page.keyboard.press('Space');
+    await seat(1, 6).click({ force: true }); // held by the other buyer (aria-disabled): not selectable
+    assert.equal(await seat(1, 6).getAttribute('aria-pressed'), 'false');
+    await tid('selection-summary').filter({ hasText: '2 seats selected' }).waitFor();
+    await page.waitForTimeout(2_500); // a refresh passes: the selection survives it
+    assert.equal(await seat(3, 7).getAttribute('aria-pressed'), 'true');
+
+    const shot = path.join(ARTIFACTS, 'seat-map.png');
+    await page.locator('main').screenshot({ path: shot });
+    step(`screenshot of the seat map: ${shot}`);
+
+    step('hold them');
+    await tid('hold-button').click();
+    await page.waitForURL(/#\/hold$/);
+    const holdPage = tid('hold-page');
+    await holdPage.waitFor();
+    const holdId = await holdPage.getAttribute('data-hold-id');
+    assert.match(holdId, /^\d+-[0-9a-f]{32}$/);
+    assert.equal(await page.evaluate(() => localStorage.getItem('stampede.currentHold')), holdId);
+    assert.equal(await tid('hold-status').textContent(), 'held');
+    const seatsText = await tid('hold-seats').textContent();
+    assert.ok(seatsText.includes('Row 3, seat 6') && seatsText.includes('Row 3, seat 7'), seatsText);
+    assert.equal(await tid('hold-amount').textContent(), '$90.00');
+
+    step('the countdown runs');
+    const remaining = async () => Number(await tid('hold-countdown').getAttribute('data-remaining-ms'));
+    const t0 = await remaining();
+    assert.ok(t0 > (HOLD_SECONDS - 30) * 1000 && t0 <= HOLD_SECONDS * 1000, `countdown starts near ${HOLD_SECONDS}s: ${t0}`);
+    assert.match(await tid('hold-countdown').textContent(), /^\d+:\d\d$/);
+    await page.waitForTimeout(1_500);
+    const t1 = await remaining();
+    assert.ok(t1 < t0 && t0 - t1 < 5_000, `countdown moves: ${t0} → ${t1}`);
+
+    step('reload the page mid-purchase: the hold comes back from localStorage with its countdown');
+    await page.reload();
+    await holdPage.waitFor();
+    assert.equal(await holdPage.getAttribute('data-hold-id'), holdId);
+    const t2 = await remaining();
+    assert.ok(t2 <= t1 && t2 > t1 - 10_000, `countdown resumes: ${t1} → ${t2}`);
+    assert.equal(await tid('hold-status').textContent(), 'held');
+
+    step('pay with the declining card: a clear error, the hold is kept');
+    await tid('card-select').selectOption('pm_card_declined');
+    await tid('pay-button').click();
+    const payError = tid('payment-error');
+    await payError.filter({ hasText: 'declined' }).waitFor();
+    const errorText = await payError.textContent();
+    assert.match(errorText, /Card declined\. payment declined/);
+    assert.equal(await tid('hold-status').textContent(), 'held');
+    await page.locator('main').screenshot({ path: path.join(ARTIFACTS, 'declined.png') });
+
+    step('pay with the visa card');
+    await tid('card-select').selectOption('pm_card_visa');
+    await tid('pay-button').click();
+    await page.waitForURL(/#\/orders\/\d+-[0-9a-f]{32}$/);
+    const confirmation = tid('order-confirmation');
+    await confirmation.waitFor();
+    const orderId = await confirmation.getAttribute('data-order-id');
+    assert.equal(await tid('order-status').textContent(), 'confirmed');
+    assert.equal(await tid('order-amount').textContent(), '$90.00');
+    assert.ok((await tid('order-seats').textContent()).includes('Row 3, seat 7'));
+    assert.equal(await page.evaluate(() => localStorage.getItem('stampede.currentHold')), null, 'the paid hold is forgotten');
+    await page.locator('main').screenshot({ path: path.join(ARTIFACTS, 'order.png') });
+
+    step('the order is in My orders (with an expired access token: the client refreshes it once)');
+    const before = await page.evaluate(() => {
+      const s = JSON.parse(localStorage.getItem('stampede.session'));
+      const old = s.refresh_token;
+      s.access_token = 'expired.or.revoked';
+      localStorage.setItem('stampede.session', JSON.stringify(s));
+      return old;
+    });
+    await tid('nav-orders').click();
+    await page.waitForURL(/#\/orders$/);
+    const row = page.locator(`[data-testid="order-row"][data-order-id="${orderId}"]`);
+    await row.waitFor();
+    assert.ok((await row.textContent()).includes('confirmed'));
+    await row.filter({ hasText: eventName }).waitFor();
+    const after = await page.evaluate(() => JSON.parse(localStorage.getItem('stampede.session')));
+    assert.notEqual(after.access_token, 'expired.or.revoked', 'a new access token');
+    assert.notEqual(after.refresh_token, before, 'the refresh token was rotated');
+
+    step('back on the event page the two seats show as sold');
+    await page.goto(`${BASE}/#/events/${eventId}`);
+    await map.locator(`[data-seat-id="${stalls.id}:3:6"][data-status="sold"]`).waitFor();
+    await map.locator(`[data-seat-id="${stalls.id}:3:7"][data-status="sold"]`).waitFor();
+
+    step('general admission: hold two standing places with the quantity picker, then release them');
+    await tid(`ga-quantity-${standing.id}`).fill('2');
+    await tid(`ga-hold-${standing.id}`).click();
+    await page.waitForURL(/#\/hold$/);
+    await holdPage.waitFor();
+    assert.match(await tid('hold-seats').textContent(), /Standing · 2 general-admission places/);
+    assert.equal(await tid('hold-amount').textContent(), '$40.00');
+    await tid('release-button').click();
+    await page.waitForURL(new RegExp(`#/events/${eventId}$`));
+    await tid(`available-${standing.id}`).filter({ hasText: '100 of 100 left' }).waitFor();
+    assert.equal(await page.evaluate(() => localStorage.getItem('stampede.currentHold')), null);
+
+    assert.deepEqual(problems, [], 'no page errors, no CSP violations');
+    console.log(`browser test passed: event ${eventId}, hold ${holdId}, order ${orderId}`);
+  } catch (e) {
+    const shot = path.join(ARTIFACTS, 'failure.png');
+    await page.screenshot({ path: shot, fullPage: true }).catch(() => {});
+    const banner = await page.getByTestId('error-banner').textContent().catch(() => '');
+    console.error(`browser test FAILED at step ${stepNo}: ${e.stack || e}`);
+    console.error(`  page: ${page.url()}`);
+    if (banner) console.error(`  error banner: ${banner}`);
+    if (problems.length) console.error(`  page problems:\n    ${problems.join('\n    ')}`);
+    console.error(`  screenshot: ${shot}`);
+    process.exitCode = 1;
+  } finally {
+    await context.close();
+    rmSync(profile, { recursive: true, force: true });
+  }
+}
+
+await main();
