@@ -115,8 +115,8 @@ pub struct ReaderOptions {
     pub batch: usize,
     /// How long one read waits for a first entry.
     pub block: Duration,
-    /// Once a read returned something, how long to keep reading to fill
-    /// the batch.
+    /// Once a read returned a short batch, how long to wait before one
+    /// more read (that does not block) to fill it.
     pub linger: Duration,
     /// A pending entry idle this long belongs to a dead consumer and is
     /// claimed.
@@ -246,17 +246,15 @@ impl GroupReader {
                 return Ok(claimed);
             }
         }
-        let mut out = self.read(self.options.batch, self.options.block).await?;
+        let mut out = self.read(self.options.batch, Some(self.options.block)).await?;
+        // A short batch under load: wait out the linger, then take what
+        // arrived meanwhile in one read that does not block. (Blocking reads
+        // in a loop would return at every single XADD: one read, and one
+        // wake-up in Redis, per entry at exactly the rate that hurts.)
         if !out.is_empty() && out.len() < self.options.batch && !self.options.linger.is_zero() {
-            let until = Instant::now() + self.options.linger;
-            while out.len() < self.options.batch {
-                let left = until.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    break;
-                }
-                let more = self.read(self.options.batch - out.len(), left.max(Duration::from_millis(1))).await?;
-                out.extend(more);
-            }
+            tokio::time::sleep(self.options.linger).await;
+            let more = self.read(self.options.batch - out.len(), None).await?;
+            out.extend(more);
         }
         Ok(out)
     }
@@ -365,17 +363,15 @@ impl GroupReader {
         self.blocking.as_mut().context("blocking connection")
     }
 
-    /// One `XREADGROUP` of new entries over every stream.
-    async fn read(&mut self, count: usize, block: Duration) -> anyhow::Result<Vec<Entry>> {
+    /// One `XREADGROUP` of new entries over every stream, waiting up to
+    /// `block` for the first one (`None`: not waiting).
+    async fn read(&mut self, count: usize, block: Option<Duration>) -> anyhow::Result<Vec<Entry>> {
         let mut cmd = redis::cmd("XREADGROUP");
-        cmd.arg("GROUP")
-            .arg(&self.group)
-            .arg(&self.consumer)
-            .arg("COUNT")
-            .arg(count)
-            .arg("BLOCK")
-            .arg(block.as_millis().max(1) as u64)
-            .arg("STREAMS");
+        cmd.arg("GROUP").arg(&self.group).arg(&self.consumer).arg("COUNT").arg(count);
+        if let Some(block) = block {
+            cmd.arg("BLOCK").arg(block.as_millis().max(1) as u64);
+        }
+        cmd.arg("STREAMS");
         for (_, key) in &self.streams {
             cmd.arg(key);
         }

@@ -54,6 +54,12 @@ impl Fx {
         let out = hold_general(&mut self.conn, &self.scripts, &self.keys, &req, GA, qty).await.expect("hold");
         (id, out)
     }
+    /// Sets how long the event's next holds last (the scripts read it from
+    /// meta on every call), so holds made after a lapse can outlive a slow
+    /// machine's pauses.
+    async fn set_hold_ms(&mut self, hold_ms: i64) {
+        let _: () = self.conn.hset(self.keys.meta(), "hold_ms", hold_ms).await.expect("hset");
+    }
     async fn avail(&mut self) -> (i64, i64) {
         let a = availability(&mut self.conn, &self.keys).await.expect("avail");
         (a[&SEATED].0, a[&GA].0)
@@ -200,6 +206,7 @@ async fn lapsed_holds_are_free_before_any_worker_runs() {
     assert!(taken_seats(&mut fx.conn, &fx.keys, SEATED, now_ms()).await.expect("map").is_empty(), "lapsed seats read free");
     let rec = read_hold(&mut fx.conn, &fx.keys, &old).await.expect("read").expect("exists");
     assert_eq!(rec.status_at(now_ms()), "expired");
+    fx.set_hold_ms(600_000).await;
 
     // Another user takes one lapsed seat; the old hold's user is under the limit again.
     let (new, out) = fx.hold("u2", &[seat(1, 1)]).await;
@@ -224,6 +231,7 @@ async fn lapsed_holds_are_free_before_any_worker_runs() {
     let expired: Vec<_> = fx.events().await.into_iter().filter(|(k, _)| k == "hold.expired").collect();
     assert_eq!(expired.len(), 2);
     // An owner's DELETE of a lapsed hold is an expiry, not a release.
+    fx.set_hold_ms(300).await;
     let (late, _) = fx.hold("u4", &[seat(1, 2)]).await;
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     assert_eq!(release(&mut fx.conn, &fx.scripts, &fx.keys, &late, Reason::Released, Some("u4")).await.expect("r"), ReleaseOutcome::Expired);
