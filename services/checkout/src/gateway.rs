@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use stampede_common::Config;
+use stampede_common::clock::now_ms;
 use stampede_common::ids::random_hex;
 
 /// A charge to capture.
@@ -19,6 +20,11 @@ pub struct ChargeRequest<'a> {
     /// Sent to the provider so a retried capture charges once.
     pub idempotency_key: &'a str,
     pub description: &'a str,
+    /// Kept with the charge as the provider's metadata (Stripe's
+    /// `metadata`), so that [`PaymentGateway::charges_since`] can tell which
+    /// hold (its public id) and which user a charge was for.
+    pub hold: &'a str,
+    pub user: &'a str,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -36,13 +42,20 @@ pub trait PaymentGateway: Send + Sync + 'static {
     /// Refunds a captured charge in full; returns the provider's refund id.
     /// Refunding twice is harmless.
     fn refund(&self, charge_id: &str) -> impl Future<Output = Result<String, GatewayError>> + Send;
+    /// Every charge captured at or after `since_ms` (Unix milliseconds),
+    /// refunded or not: what the charge reconciler walks.
+    fn charges_since(&self, since_ms: i64) -> impl Future<Output = Result<Vec<ProviderCharge>, GatewayError>> + Send;
 }
 
-/// A charge the mock provider captured.
+/// A captured charge as the provider lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MockCharge {
+pub struct ProviderCharge {
     pub id: String,
     pub amount_cents: i64,
+    /// The public hold id and the user of [`ChargeRequest`].
+    pub hold: String,
+    pub user: String,
+    pub created_ms: i64,
     pub refunded: bool,
 }
 
@@ -62,7 +75,7 @@ pub struct MockGateway {
 #[derive(Default)]
 struct Ledger {
     by_key: HashMap<String, String>,
-    charges: HashMap<String, MockCharge>,
+    charges: HashMap<String, ProviderCharge>,
 }
 
 impl MockGateway {
@@ -77,7 +90,7 @@ impl MockGateway {
     }
 
     /// Every charge captured so far.
-    pub fn charges(&self) -> Vec<MockCharge> {
+    pub fn charges(&self) -> Vec<ProviderCharge> {
         if let Some(files) = &self.files {
             return files.charges();
         }
@@ -95,7 +108,7 @@ impl PaymentGateway for MockGateway {
             return Err(GatewayError::Declined("insufficient funds".into()));
         }
         if let Some(files) = &self.files {
-            return files.charge(req.idempotency_key, req.amount_cents).map_err(|e| GatewayError::Unavailable(format!("ledger: {e}")));
+            return files.charge(&req).map_err(|e| GatewayError::Unavailable(format!("ledger: {e}")));
         }
         let mut ledger = self.ledger.lock().map_err(|_| GatewayError::Unavailable("ledger poisoned".into()))?;
         if let Some(id) = ledger.by_key.get(req.idempotency_key) {
@@ -103,7 +116,15 @@ impl PaymentGateway for MockGateway {
         }
         let id = format!("ch_{}", random_hex(12));
         ledger.by_key.insert(req.idempotency_key.to_owned(), id.clone());
-        ledger.charges.insert(id.clone(), MockCharge { id: id.clone(), amount_cents: req.amount_cents, refunded: false });
+        let charge = ProviderCharge {
+            id: id.clone(),
+            amount_cents: req.amount_cents,
+            hold: req.hold.to_owned(),
+            user: req.user.to_owned(),
+            created_ms: now_ms(),
+            refunded: false,
+        };
+        ledger.charges.insert(id.clone(), charge);
         Ok(id)
     }
 
@@ -121,12 +142,19 @@ impl PaymentGateway for MockGateway {
             None => Err(GatewayError::Unavailable(format!("unknown charge {charge_id}"))),
         }
     }
+
+    async fn charges_since(&self, since_ms: i64) -> Result<Vec<ProviderCharge>, GatewayError> {
+        let mut all = self.charges();
+        all.retain(|c| c.created_ms >= since_ms);
+        all.sort_by_key(|c| c.created_ms);
+        Ok(all)
+    }
 }
 
 /// The mock provider's books in a directory, for stacks of several
 /// processes and for proving that no charge is lost across restarts
 /// (`scripts/chaos`): `charges/<idempotency key>` holds `<charge id>
-/// <amount>` — published with an exclusive hard link, so two processes
+/// <amount> <hold> <user> <created ms>` — published with an exclusive hard link, so two processes
 /// charging with one key get one charge — `ids/<charge id>` links to the
 /// same file, and `refunds/<charge id>` marks a refund.
 pub struct FileLedger {
@@ -140,7 +168,12 @@ impl FileLedger {
         Ok(d)
     }
 
-    fn charge(&self, key: &str, amount_cents: i64) -> std::io::Result<String> {
+    fn charge(&self, req: &ChargeRequest<'_>) -> std::io::Result<String> {
+        let key = req.idempotency_key;
+        let word = |s: &str| !s.is_empty() && !s.contains(char::is_whitespace);
+        if !word(req.hold) || !word(req.user) {
+            return Err(std::io::Error::new(ErrorKind::InvalidInput, "hold and user must be single words"));
+        }
         let safe = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':' | '.');
         if key.is_empty() || key.len() > 240 || !key.chars().all(safe) || key.starts_with('.') {
             return Err(std::io::Error::new(ErrorKind::InvalidInput, "idempotency key unfit for a file name"));
@@ -151,7 +184,7 @@ impl FileLedger {
         }
         let id = format!("ch_{}", random_hex(12));
         let tmp = self.sub("tmp")?.join(&id);
-        std::fs::write(&tmp, format!("{id} {amount_cents}\n"))?;
+        std::fs::write(&tmp, format!("{id} {} {} {} {}\n", req.amount_cents, req.hold, req.user, now_ms()))?;
         let published = std::fs::hard_link(&tmp, &by_key);
         let result = match published {
             Ok(()) => std::fs::hard_link(&tmp, self.sub("ids")?.join(&id)).map(|()| id),
@@ -180,15 +213,22 @@ impl FileLedger {
         Ok(format!("re_{}", charge_id.trim_start_matches("ch_")))
     }
 
-    fn charges(&self) -> Vec<MockCharge> {
+    fn charges(&self) -> Vec<ProviderCharge> {
         let Ok(dir) = self.sub("ids") else { return Vec::new() };
         let refunds = self.dir.join("refunds");
         let mut out = Vec::new();
         for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let id = entry.file_name().to_string_lossy().into_owned();
             let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-            let amount_cents = text.split_whitespace().nth(1).and_then(|a| a.parse().ok()).unwrap_or(0);
-            out.push(MockCharge { refunded: refunds.join(&id).exists(), id, amount_cents });
+            let field = |i: usize| text.split_whitespace().nth(i).unwrap_or_default().to_owned();
+            out.push(ProviderCharge {
+                refunded: refunds.join(&id).exists(),
+                amount_cents: field(1).parse().unwrap_or(0),
+                hold: field(2),
+                user: field(3),
+                created_ms: field(4).parse().unwrap_or(0),
+                id,
+            });
         }
         out
     }
@@ -207,7 +247,14 @@ mod tests {
             g
         };
         let (a, b) = (gateway(), gateway());
-        let req = |key| ChargeRequest { amount_cents: 500, method: "pm_card_visa", idempotency_key: key, description: "t" };
+        let req = |key| ChargeRequest {
+            amount_cents: 500,
+            method: "pm_card_visa",
+            idempotency_key: key,
+            description: "t",
+            hold: "1-x",
+            user: "7",
+        };
         let first = a.charge(req("1-x:7:k")).await.expect("charge");
         assert_eq!(b.charge(req("1-x:7:k")).await.expect("same key, other process"), first);
         let other = b.charge(req("1-x:7:k2")).await.expect("charge");
@@ -221,6 +268,9 @@ mod tests {
         assert_eq!(charges.len(), 2);
         assert!(charges[0].refunded && !charges[1].refunded);
         assert_eq!(charges[0].amount_cents, 500);
+        assert_eq!((charges[0].hold.as_str(), charges[0].user.as_str()), ("1-x", "7"));
+        assert!(charges[0].created_ms > 0);
+        assert_eq!(a.charges_since(charges[0].created_ms.max(charges[1].created_ms) + 1).await.expect("list"), Vec::new());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

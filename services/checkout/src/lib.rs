@@ -6,11 +6,14 @@
 //! `order.confirmed` + `payment.captured`. A charge whose hold lapsed (or
 //! was paid by another request) meanwhile is refunded and announced with
 //! `payment.refunded`, never kept. `Idempotency-Key` (required, scoped to
-//! the caller) makes retries return the first answer and charge once.
+//! the caller) makes retries return the first answer and charge once; a
+//! charge whose request died between charging and confirming is refunded
+//! by the [`ChargeReconciler`] once its hold is gone.
 
 pub mod gateway;
 mod idempotency;
 pub mod notifier;
+pub mod reconcile;
 mod routes;
 
 use std::sync::Arc;
@@ -27,6 +30,7 @@ use stampede_inventory::Scripts;
 
 pub use gateway::{MockGateway, PaymentGateway};
 pub use notifier::NotifierWorker;
+pub use reconcile::ChargeReconciler;
 
 /// The checkout service's state.
 pub struct CheckoutService<G: PaymentGateway = MockGateway> {

@@ -8,6 +8,8 @@ use std::time::Duration;
 use hyper::{Method, StatusCode};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
+use stampede_checkout::gateway::{ChargeRequest, PaymentGateway};
+use stampede_checkout::reconcile::{ChargeReconciler, Pass};
 use stampede_checkout::{CheckoutService, MockGateway};
 use stampede_common::Config;
 use stampede_common::clock::now_ms;
@@ -15,7 +17,7 @@ use stampede_common::store::{self, Redis};
 use stampede_common::testkit::client::{Answer, call, send};
 use stampede_common::testkit::{spawn, test_config};
 use stampede_common::token::{Role, Tokens};
-use stampede_inventory::{EventKeys, EventMeta, Scripts, SeatStatus, SectionLayout, availability, publish, taken_seats};
+use stampede_inventory::{EventKeys, EventMeta, HoldId, Scripts, SeatStatus, SectionLayout, availability, publish, taken_seats};
 use stampede_reservation::ReservationService;
 
 const SEATED: i64 = 31;
@@ -29,6 +31,7 @@ struct App {
     redis: Redis,
     gateway: Arc<MockGateway>,
     keys: EventKeys,
+    db: deadpool_postgres::Pool,
 }
 
 impl App {
@@ -41,7 +44,7 @@ impl App {
         let tokens = Arc::new(Tokens::new(&config.jwt, 3600));
         let gateway = Arc::new(MockGateway::new(Duration::from_millis(latency_ms), 0.0));
         let reservation = spawn(ReservationService::build(&config, redis.clone(), tokens.clone())).await;
-        let checkout = spawn(CheckoutService::build(&config, db, redis.clone(), tokens.clone(), gateway.clone())).await;
+        let checkout = spawn(CheckoutService::build(&config, db.clone(), redis.clone(), tokens.clone(), gateway.clone())).await;
         let keys = EventKeys::new(&config.redis_prefix, 1);
         let meta = EventMeta {
             sale_ms: 0,
@@ -55,7 +58,7 @@ impl App {
         };
         let mut conn = redis.clone();
         publish(&mut conn, &Scripts::load(), &config.redis_prefix, &keys, &meta).await.expect("publish");
-        Self { reservation, checkout, tokens, config, redis, gateway, keys }
+        Self { reservation, checkout, tokens, config, redis, gateway, keys, db }
     }
 
     fn token(&self, user: u32) -> String {
@@ -225,4 +228,121 @@ async fn the_per_user_limit_counts_confirmed_orders() {
     problem(&a, 429, "limit_exceeded");
     let _ = app.hold(1, json!({"seats": [seat(2, 3)]})).await;
     let _ = &app.config;
+}
+
+/// A charge as a payment request that died right after the provider
+/// captured it leaves behind: no order, no refund.
+async fn stranded_charge(app: &App, user: u32, hold: &str, key: &str) -> String {
+    let user = user.to_string();
+    let req = ChargeRequest {
+        amount_cents: 2500,
+        method: "pm_card_visa",
+        idempotency_key: key,
+        description: "stranded",
+        hold,
+        user: &user,
+    };
+    app.gateway.charge(req).await.expect("charge")
+}
+
+fn refunded(app: &App, charge: &str) -> bool {
+    app.gateway.charges().iter().any(|c| c.id == charge && c.refunded)
+}
+
+#[tokio::test]
+async fn the_reconciler_refunds_stranded_charges_and_keeps_paid_ones() {
+    let app = App::new(0, 60_000, 6).await;
+    let mut config = app.config.clone();
+    config.charge_grace_seconds = 0;
+    let reconciler = ChargeReconciler::build(&config, app.db.clone(), app.redis.clone(), app.gateway.clone());
+
+    // Paid through the API: its charge is the order's.
+    let paid = app.hold(1, json!({"seats": [seat(1, 1)]})).await;
+    assert_eq!(app.pay(1, &paid, Some("p1"), "pm_card_visa").await.status, StatusCode::CREATED);
+    // A second charge for the paid hold (a request that died after charging
+    // with another key): the seats were bought once, this charge bought nothing.
+    let twice = stranded_charge(&app, 1, &paid, "twice").await;
+    // Stranded on a live hold: a retry may still confirm it.
+    let live = app.hold(2, json!({"seats": [seat(2, 1)]})).await;
+    let on_live = stranded_charge(&app, 2, &live, "live").await;
+    // Stranded on a hold released since.
+    let gone = app.hold(3, json!({"seats": [seat(3, 1)]})).await;
+    let on_gone = stranded_charge(&app, 3, &gone, "gone").await;
+    let released = call(app.reservation, Method::DELETE, &format!("/api/holds/{gone}"), Some(&app.token(3)), None).await;
+    assert_eq!(released.status, StatusCode::NO_CONTENT);
+    // Stranded on a hold nobody knows.
+    let nobody = HoldId::generate(1).public();
+    let on_nobody = stranded_charge(&app, 4, &nobody, "nobody").await;
+
+    let pass = reconciler.pass().await.expect("pass");
+    assert_eq!(pass, Pass { examined: 5, kept: 1, waiting: 1, refunded: 3, failed: 0 });
+    assert!(refunded(&app, &twice) && refunded(&app, &on_gone) && refunded(&app, &on_nobody));
+    assert!(!refunded(&app, &on_live), "a live hold's charge waits");
+    let paid_charge = app.gateway.charges().into_iter().find(|c| c.hold == paid && c.id != twice).expect("paid charge");
+    assert!(!paid_charge.refunded, "the order's charge is kept");
+
+    // Each refund is announced, with a payment id derived from the charge.
+    let mut conn = app.redis.clone();
+    let r: redis::streams::StreamRangeReply = conn.xrange_all(app.keys.stream()).await.expect("xrange");
+    let mut announced: Vec<(String, String, String)> = r
+        .ids
+        .iter()
+        .filter(|e| e.get::<String>("type").as_deref() == Some("payment.refunded"))
+        .map(|e| {
+            let f = |k: &str| e.get::<String>(k).unwrap_or_default();
+            assert_eq!(f("payment"), format!("pay_{}", f("charge")));
+            (f("charge"), f("reason"), f("user"))
+        })
+        .collect();
+    announced.sort();
+    let mut expected = vec![
+        (twice.clone(), "already_paid".to_owned(), "1".to_owned()),
+        (on_gone.clone(), "hold_expired".to_owned(), "3".to_owned()),
+        (on_nobody.clone(), "hold_missing".to_owned(), "4".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(announced, expected);
+
+    // Again: nothing new. The live hold's charge is still looked at (the
+    // watermark stays at it) and refunded once its hold is released.
+    let again = reconciler.pass().await.expect("pass");
+    assert_eq!((again.waiting, again.refunded, again.failed), (1, 0, 0), "{again:?}");
+    let released = call(app.reservation, Method::DELETE, &format!("/api/holds/{live}"), Some(&app.token(2)), None).await;
+    assert_eq!(released.status, StatusCode::NO_CONTENT);
+    let last = reconciler.pass().await.expect("pass");
+    assert_eq!((last.waiting, last.refunded, last.failed), (0, 1, 0), "{last:?}");
+    assert!(refunded(&app, &on_live));
+    assert!(!app.gateway.charges().into_iter().find(|c| c.id == paid_charge.id).expect("paid").refunded);
+}
+
+#[tokio::test]
+async fn the_reconciler_reads_postgres_for_holds_redis_no_longer_keeps() {
+    let app = App::new(0, 60_000, 6).await;
+    let mut config = app.config.clone();
+    config.charge_grace_seconds = 0;
+    let reconciler = ChargeReconciler::build(&config, app.db.clone(), app.redis.clone(), app.gateway.clone());
+    // An order the persister wrote long ago, its Redis records aged out.
+    let old = HoldId::generate(1);
+    let charge = stranded_charge(&app, 5, &old.public(), "old").await;
+    // A hold Postgres knows as expired, gone from Redis.
+    let lapsed = HoldId::generate(1);
+    let on_lapsed = stranded_charge(&app, 6, &lapsed.public(), "lapsed").await;
+    let client = app.db.get().await.expect("pg");
+    client
+        .batch_execute(&format!(
+            "INSERT INTO orders (id, hold_id, event_id, user_id, seats, quantity, amount_cents, status, payment_id, created_at)
+             VALUES ('o1', '{h}', 1, 5, ARRAY['{SEATED}:5:1'], 1, 2500, 'confirmed', 'pay_1', now());
+             INSERT INTO payments (id, hold_id, order_id, event_id, user_id, amount_cents, status, status_rank,
+                                   provider_charge_id, created_at, updated_at)
+             VALUES ('pay_1', '{h}', 'o1', 1, 5, 2500, 'captured', 1, '{charge}', now(), now());
+             INSERT INTO holds (id, event_id, user_id, seats, quantity, amount_cents, status, status_rank, expires_at, created_at, updated_at)
+             VALUES ('{l}', 1, 6, ARRAY['{SEATED}:5:2'], 1, 2500, 'expired', 2, now() - interval '1 hour', now(), now());",
+            h = old.token,
+            l = lapsed.token,
+        ))
+        .await
+        .expect("rows");
+    assert_eq!(reconciler.pass().await.expect("pass"), Pass { examined: 2, kept: 1, waiting: 0, refunded: 1, failed: 0 });
+    assert!(!refunded(&app, &charge), "Postgres's order keeps its charge");
+    assert!(refunded(&app, &on_lapsed));
 }

@@ -118,6 +118,12 @@ pub struct Config {
     /// Where the mock payment provider keeps its ledger (charges and
     /// refunds) when set: shared by every process, surviving restarts.
     pub payment_ledger_dir: Option<String>,
+    /// A charge this old that bought nothing (its hold lapsed or was paid
+    /// by another charge, and no retry came) is refunded by the checkout
+    /// role's charge reconciler.
+    pub charge_grace_seconds: i64,
+    /// How often the charge reconciler looks.
+    pub charge_reconcile_seconds: u64,
     pub mail_dir: String,
     pub expiry_sweep_ms: u64,
     pub persister_batch: usize,
@@ -179,6 +185,8 @@ impl Config {
             payment_latency_ms: env.ranged_or("STAMPEDE_PAYMENT_LATENCY_MS", 0, 0, 60_000)?,
             payment_decline_rate: env.ranged_or("STAMPEDE_PAYMENT_DECLINE_RATE", 0.0, 0.0, 1.0)?,
             payment_ledger_dir: env.optional("STAMPEDE_PAYMENT_LEDGER_DIR"),
+            charge_grace_seconds: env.ranged_or("STAMPEDE_CHARGE_GRACE_SECONDS", 120, 1, 86_400)?,
+            charge_reconcile_seconds: env.ranged_or("STAMPEDE_CHARGE_RECONCILE_SECONDS", 60, 1, 86_400)?,
             mail_dir: env.string_or("STAMPEDE_MAIL_DIR", ".run/mail"),
             expiry_sweep_ms: env.ranged_or("STAMPEDE_EXPIRY_SWEEP_MS", 1000, 10, 600_000)?,
             persister_batch: env.ranged_or("STAMPEDE_PERSISTER_BATCH", 500, 1, 10_000)?,

@@ -1,7 +1,7 @@
 //! Routing for the checkout service.
 
 mod orders;
-mod payment;
+pub(crate) mod payment;
 
 use hyper::body::Incoming;
 use hyper::{Method, Request};

@@ -121,10 +121,18 @@ async fn attempt<G: PaymentGateway>(
         _ => return Ok(final_problem(StatusCode::GONE, "hold_expired", "this hold has expired; hold the seats again")),
     }
     let provider_key = format!("{}:{user}:{key}", hold.public());
-    let description = format!("hold {}", hold.public());
+    let public = hold.public();
+    let description = format!("hold {public}");
     let charge = svc
         .gateway
-        .charge(ChargeRequest { amount_cents: record.amount_cents, method, idempotency_key: &provider_key, description: &description })
+        .charge(ChargeRequest {
+            amount_cents: record.amount_cents,
+            method,
+            idempotency_key: &provider_key,
+            description: &description,
+            hold: &public,
+            user,
+        })
         .await;
     let charge = match charge {
         Ok(c) => c,
@@ -233,38 +241,58 @@ async fn refund<G: PaymentGateway>(
     charge: &str,
     reason: &str,
 ) -> Result<(), Problem> {
-    let mut delay = Duration::from_millis(50);
-    let mut last = None;
-    for _ in 0..5 {
-        match svc.gateway.refund(charge).await {
-            Ok(_) => {
-                last = None;
-                break;
-            }
-            Err(e) => {
-                last = Some(e);
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-        }
-    }
-    if let Some(e) = last {
+    if let Err(e) = refund_at_provider(svc.gateway.as_ref(), charge).await {
         counter!("payments_total", "outcome" => "refund_failed").increment(1);
         tracing::error!(charge, error = %e, "refund failed; the charge must be refunded by hand");
         return Err(Problem::unavailable("the payment could not be completed; retry shortly"));
     }
     counter!("payments_total", "outcome" => "refunded").increment(1);
-    let mut conn = svc.redis.clone();
-    let amount = record.amount_cents.to_string();
+    let refunded = Refunded { hold: &hold.token, user, payment, amount_cents: record.amount_cents, charge, reason };
+    announce_refund(&svc.redis, keys, &refunded).await.map_err(Problem::from)
+}
+
+/// Refunds `charge` at the provider, trying five times over about 1.5 s.
+pub(crate) async fn refund_at_provider<G: PaymentGateway>(gateway: &G, charge: &str) -> Result<(), GatewayError> {
+    let mut delay = Duration::from_millis(50);
+    let mut tries = 0;
+    loop {
+        match gateway.refund(charge).await {
+            Ok(_) => return Ok(()),
+            Err(e) if tries >= 4 => return Err(e),
+            Err(_) => {
+                tries += 1;
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+        }
+    }
+}
+
+/// A refund to announce on the event's stream.
+pub(crate) struct Refunded<'a> {
+    /// The hold's token (the stream's own id for it).
+    pub hold: &'a str,
+    pub user: &'a str,
+    pub payment: &'a str,
+    pub amount_cents: i64,
+    pub charge: &'a str,
+    pub reason: &'a str,
+}
+
+/// Appends `payment.refunded` to the event's stream, waiting out a Redis
+/// restart (up to CONFIRM_PATIENCE): the charge is already refunded.
+pub(crate) async fn announce_refund(redis: &stampede_common::store::Redis, keys: &EventKeys, r: &Refunded<'_>) -> redis::RedisResult<()> {
+    let mut conn = redis.clone();
+    let amount = r.amount_cents.to_string();
     let at = now_ms().to_string();
     let fields: [(&str, &str); 8] = [
         ("type", "payment.refunded"),
-        ("payment", payment),
-        ("hold", &hold.token),
-        ("user", user),
+        ("payment", r.payment),
+        ("hold", r.hold),
+        ("user", r.user),
         ("amount", &amount),
-        ("charge", charge),
-        ("reason", reason),
+        ("charge", r.charge),
+        ("reason", r.reason),
         ("at", &at),
     ];
     let mut delay = Duration::from_millis(50);
@@ -276,7 +304,7 @@ async fn refund<G: PaymentGateway>(
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(1));
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
     }
 }

@@ -1,0 +1,245 @@
+//! The charge reconciler: no charge keeps a buyer's money without an order.
+//!
+//! A payment request charges first and confirms second. If it dies in
+//! between — the checkout process is killed, Redis stays away longer than
+//! the request's patience, the client gives up and never retries with its
+//! `Idempotency-Key` — the provider holds a captured charge that bought
+//! nothing. The checkout role walks the provider's recent charges (every
+//! `STAMPEDE_CHARGE_RECONCILE_SECONDS`) and decides each one from what
+//! Redis and then Postgres know of its hold:
+//!
+//! - the hold was confirmed with this very charge: **kept**;
+//! - the hold is still live (`held`, not yet past its expiry plus a clock
+//!   margin): **waiting** — a retry may still confirm it;
+//! - anything else (released, expired, paid by another charge, unknown
+//!   everywhere): **refunded** at the provider and announced with
+//!   `payment.refunded` on the event's stream, like a refund of the payment
+//!   route itself.
+//!
+//! A charge younger than `STAMPEDE_CHARGE_GRACE_SECONDS` is left to its
+//! request. The decision cannot race a confirmation: a hold that is
+//! released, expired past the margin or confirmed never becomes confirmed
+//! with another charge again. Refunds are idempotent at the provider, and
+//! the announcement's payment id is derived from the charge, so two
+//! reconcilers (two checkout processes) refunding one charge leave one
+//! refunded payment in Postgres.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use deadpool_postgres::Pool;
+use metrics::{Unit, counter, describe_counter};
+use stampede_common::Config;
+use stampede_common::clock::now_ms;
+use stampede_common::http;
+use stampede_common::store::Redis;
+use stampede_inventory::{EventKeys, HoldId, read_hold, read_order};
+use tokio::sync::watch;
+
+use crate::gateway::{PaymentGateway, ProviderCharge};
+use crate::routes::payment::{Refunded, announce_refund, refund_at_provider};
+
+/// How far a hold's expiry must lie behind this process's clock before its
+/// charge is refunded: Redis's clock decides expiry, and the two may differ.
+const CLOCK_MARGIN_MS: i64 = 60_000;
+
+/// How far back the first pass looks.
+const LOOKBACK_MS: i64 = 7 * 86_400_000;
+
+/// What became of one charge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Its order exists.
+    Kept,
+    /// Its hold is still live: the request (or a retry) may yet confirm it.
+    Waiting,
+    /// Refunded, for this reason (`hold_expired`, `already_paid`, `hold_missing`).
+    Refunded(&'static str),
+}
+
+/// The tally of one pass.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Pass {
+    /// Charges old enough to decide, not yet refunded at the provider.
+    pub examined: usize,
+    pub kept: usize,
+    pub waiting: usize,
+    pub refunded: usize,
+    /// Charges whose refund or decision failed this time (tried again next pass).
+    pub failed: usize,
+}
+
+pub struct ChargeReconciler<G: PaymentGateway> {
+    db: Pool,
+    redis: Redis,
+    gateway: Arc<G>,
+    prefix: String,
+    grace_ms: i64,
+    every: Duration,
+    /// Charges created before this are all decided (kept or refunded).
+    watermark: std::sync::Mutex<i64>,
+}
+
+impl<G: PaymentGateway> ChargeReconciler<G> {
+    pub fn build(config: &Config, db: Pool, redis: Redis, gateway: Arc<G>) -> Self {
+        describe_counter!(
+            "charges_reconciled_total",
+            Unit::Count,
+            "Charges the reconciler decided, by verdict: kept, waiting, refunded, failed."
+        );
+        Self {
+            db,
+            redis,
+            gateway,
+            prefix: config.redis_prefix.clone(),
+            grace_ms: config.charge_grace_seconds * 1000,
+            every: Duration::from_secs(config.charge_reconcile_seconds),
+            watermark: std::sync::Mutex::new(now_ms() - LOOKBACK_MS),
+        }
+    }
+
+    /// Passes every `STAMPEDE_CHARGE_RECONCILE_SECONDS` until `stop`.
+    pub async fn run(self: Arc<Self>, stop: watch::Receiver<bool>) {
+        let mut stopped = std::pin::pin!(http::stopped(stop));
+        loop {
+            tokio::select! { _ = tokio::time::sleep(self.every) => {}, _ = &mut stopped => return }
+            match self.pass().await {
+                Ok(p) if p.refunded > 0 || p.failed > 0 => tracing::warn!(?p, "charge reconciliation refunded stranded charges"),
+                Ok(p) => tracing::debug!(?p, "charge reconciliation"),
+                Err(e) => tracing::warn!(error = %e, "charge reconciliation failed; trying again later"),
+            }
+        }
+    }
+
+    /// One pass over the charges not yet decided.
+    pub async fn pass(&self) -> anyhow::Result<Pass> {
+        let now = now_ms();
+        let since = *self.watermark.lock().map_err(|_| anyhow::anyhow!("watermark poisoned"))?;
+        let charges = self.gateway.charges_since(since).await.context("listing the provider's charges")?;
+        let cutoff = now - self.grace_ms;
+        // The oldest charge not decided for good: the next pass starts there.
+        let mut open = cutoff;
+        let mut pass = Pass::default();
+        for charge in charges.iter().filter(|c| !c.refunded) {
+            if charge.created_ms > cutoff {
+                continue;
+            }
+            pass.examined += 1;
+            let verdict = match self.settle(charge, now).await {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(charge = %charge.id, error = %e, "could not settle a charge");
+                    pass.failed += 1;
+                    counter!("charges_reconciled_total", "verdict" => "failed").increment(1);
+                    open = open.min(charge.created_ms);
+                    continue;
+                }
+            };
+            let label = match verdict {
+                Verdict::Kept => {
+                    pass.kept += 1;
+                    "kept"
+                }
+                Verdict::Waiting => {
+                    pass.waiting += 1;
+                    open = open.min(charge.created_ms);
+                    "waiting"
+                }
+                Verdict::Refunded(reason) => {
+                    pass.refunded += 1;
+                    tracing::warn!(charge = %charge.id, hold = %charge.hold, reason, "refunded a stranded charge");
+                    "refunded"
+                }
+            };
+            counter!("charges_reconciled_total", "verdict" => label).increment(1);
+        }
+        if let Ok(mut w) = self.watermark.lock() {
+            *w = (*w).max(open);
+        }
+        Ok(pass)
+    }
+
+    /// Decides one charge, refunding it when it bought nothing.
+    async fn settle(&self, charge: &ProviderCharge, now: i64) -> anyhow::Result<Verdict> {
+        let Some(hold) = HoldId::parse(&charge.hold) else {
+            // Not a charge of ours to judge (no hold in its metadata).
+            anyhow::bail!("the charge names no hold ({:?})", charge.hold);
+        };
+        if charge.user.parse::<i64>().is_err() {
+            anyhow::bail!("the charge names no user ({:?})", charge.user);
+        }
+        let keys = EventKeys::new(&self.prefix, hold.event);
+        let reason = match self.judge(charge, &hold, &keys, now).await? {
+            Err(reason) => reason,
+            Ok(verdict) => return Ok(verdict),
+        };
+        refund_at_provider(self.gateway.as_ref(), &charge.id).await.context("refunding at the provider")?;
+        let payment = format!("pay_{}", charge.id);
+        let refunded = Refunded {
+            hold: &hold.token,
+            user: &charge.user,
+            payment: &payment,
+            amount_cents: charge.amount_cents,
+            charge: &charge.id,
+            reason,
+        };
+        announce_refund(&self.redis, &keys, &refunded).await.context("announcing the refund")?;
+        counter!("payments_total", "outcome" => "refunded").increment(1);
+        Ok(Verdict::Refunded(reason))
+    }
+
+    /// `Ok(verdict)` to leave the charge alone, `Err(reason)` to refund it.
+    async fn judge(&self, charge: &ProviderCharge, hold: &HoldId, keys: &EventKeys, now: i64) -> anyhow::Result<Result<Verdict, &'static str>> {
+        let mut conn = self.redis.clone();
+        if let Some(rec) = read_hold(&mut conn, keys, &hold.token).await? {
+            return Ok(match rec.status.as_str() {
+                "confirmed" => match &rec.order {
+                    Some(order) => match read_order(&mut conn, keys, order).await? {
+                        Some(o) if o.charge == charge.id => Ok(Verdict::Kept),
+                        Some(_) => Err("already_paid"),
+                        // The order record aged out of Redis: Postgres has it.
+                        None => self.judge_in_postgres(charge, hold, now).await?,
+                    },
+                    None => self.judge_in_postgres(charge, hold, now).await?,
+                },
+                "held" if rec.expires_ms + CLOCK_MARGIN_MS > now => Ok(Verdict::Waiting),
+                _ => Err("hold_expired"),
+            });
+        }
+        self.judge_in_postgres(charge, hold, now).await
+    }
+
+    /// The durable record, for holds Redis no longer keeps.
+    async fn judge_in_postgres(&self, charge: &ProviderCharge, hold: &HoldId, now: i64) -> anyhow::Result<Result<Verdict, &'static str>> {
+        let client = self.db.get().await.context("connecting to Postgres")?;
+        let paid_with = client
+            .query_opt(
+                "SELECT p.provider_charge_id FROM orders o JOIN payments p ON p.id = o.payment_id
+                 WHERE o.event_id = $1 AND o.hold_id = $2",
+                &[&hold.event, &hold.token],
+            )
+            .await
+            .context("reading the hold's order")?;
+        if let Some(row) = paid_with {
+            let paid: String = row.get(0);
+            return Ok(if paid == charge.id { Ok(Verdict::Kept) } else { Err("already_paid") });
+        }
+        let held = client
+            .query_opt(
+                "SELECT status, (extract(epoch FROM expires_at) * 1000)::bigint FROM holds WHERE event_id = $1 AND id = $2",
+                &[&hold.event, &hold.token],
+            )
+            .await
+            .context("reading the hold")?;
+        Ok(match held {
+            // Confirmed, but the order row is not in yet: the persister is behind.
+            Some(row) if row.get::<_, String>(0) == "confirmed" => Ok(Verdict::Waiting),
+            Some(row) if row.get::<_, String>(0) == "held" && row.get::<_, Option<i64>>(1).is_none_or(|e| e + CLOCK_MARGIN_MS > now) => {
+                Ok(Verdict::Waiting)
+            }
+            Some(_) => Err("hold_expired"),
+            None => Err("hold_missing"),
+        })
+    }
+}
