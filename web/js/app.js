@@ -18,7 +18,9 @@ import {
 import { SeatMap, legend } from './seatmap.js';
 
 const HOLD_KEY = 'stampede.currentHold';
+const PASS_KEY = 'stampede.queuePass.'; // + event id
 const SEAT_REFRESH_MS = 2000;
+const QUEUE_POLL_MS = 2000;
 
 const app = document.getElementById('app');
 const errorBox = document.getElementById('error');
@@ -56,6 +58,25 @@ const currentHold = {
   get: () => window.localStorage.getItem(HOLD_KEY),
   set: (id) => window.localStorage.setItem(HOLD_KEY, id),
   clear: () => window.localStorage.removeItem(HOLD_KEY),
+};
+
+// A waiting room's pass, per event and per signed-in user, for this tab's
+// session (a pass lasts minutes; a refresh mid-purchase keeps it).
+const queuePass = {
+  get(eventId) {
+    try {
+      const v = JSON.parse(window.sessionStorage.getItem(PASS_KEY + eventId));
+      const u = user();
+      return v && u && v.user === u.id ? v.pass : null;
+    } catch {
+      return null;
+    }
+  },
+  set(eventId, pass) {
+    const u = user();
+    if (u) window.sessionStorage.setItem(PASS_KEY + eventId, JSON.stringify({ user: u.id, pass }));
+  },
+  clear: (eventId) => window.sessionStorage.removeItem(PASS_KEY + eventId),
 };
 
 function user() {
@@ -206,7 +227,41 @@ async function eventPage(ctx, id) {
   const availability = new Map(); // section id → element
   const summary = h('p', { 'data-testid': 'selection-summary', 'aria-live': 'polite' });
   const holdButton = h('button', { type: 'button', class: 'primary', 'data-testid': 'hold-button', disabled: true }, 'Hold selected seats');
+  const gaButtons = [];
   const onSale = () => Date.parse(ev.sale_starts_at) <= Date.now();
+  // The waiting room: holding needs a pass, which comes with our turn.
+  const queueBox = h('p', { class: 'notice', 'data-testid': 'waiting-room', 'aria-live': 'polite', hidden: true });
+  let ticket = null;
+  const waiting = () => Boolean(ev.waiting_room) && !queuePass.get(id);
+  function gate() {
+    for (const b of gaButtons) b.disabled = waiting();
+  }
+  async function queueStep() {
+    if (!ev.waiting_room || !onSale()) return;
+    queueBox.hidden = false;
+    if (!user()) {
+      queueBox.dataset.state = 'signed-out';
+      fill(queueBox, 'This sale has a waiting room. ',
+        h('a', { href: `#/signin?next=${encodeURIComponent(`#/events/${id}`)}` }, 'Sign in'), ' to take your place in line.');
+      return;
+    }
+    if (!queuePass.get(id)) {
+      if (!ticket) ticket = (await api.post(`/api/events/${encodeURIComponent(id)}/queue`)).ticket;
+      const st = await api.get(`/api/events/${encodeURIComponent(id)}/queue/${encodeURIComponent(ticket)}`);
+      if (!ctx.live()) return;
+      if (!st.admitted || !st.pass) {
+        queueBox.dataset.state = 'waiting';
+        fill(queueBox, h('strong', { 'data-testid': 'queue-position' }, `You are number ${st.position} in line.`),
+          ' Keep this page open: you can hold seats as soon as it is your turn.');
+        return;
+      }
+      queuePass.set(id, st.pass);
+      announce('It is your turn: pick your seats.');
+    }
+    queueBox.dataset.state = 'admitted';
+    fill(queueBox, h('strong', {}, 'It is your turn.'), ' Pick your seats and hold them.');
+    updateSummary();
+  }
 
   function priceOf(seatId) {
     const s = parseSeatId(seatId);
@@ -219,7 +274,8 @@ async function eventPage(ctx, id) {
     summary.textContent = n
       ? `${n} seat${n === 1 ? '' : 's'} selected · ${formatCents(total)}: ${[...selected].map(seatLabel).join('; ')}`
       : 'No seats selected. Pick seats on a map below.';
-    holdButton.disabled = n === 0;
+    holdButton.disabled = n === 0 || waiting();
+    gate();
     holdButton.textContent = n ? `Hold ${n} seat${n === 1 ? '' : 's'}` : 'Hold selected seats';
   }
 
@@ -230,7 +286,9 @@ async function eventPage(ctx, id) {
     }
     clearError();
     try {
-      const held = await busy(button, 'Holding…', () => api.idempotent('POST', `/api/events/${encodeURIComponent(id)}/holds`, { body }));
+      const pass = queuePass.get(id);
+      const headers = pass ? { 'x-queue-pass': pass } : {};
+      const held = await busy(button, 'Holding…', () => api.idempotent('POST', `/api/events/${encodeURIComponent(id)}/holds`, { body, headers }));
       currentHold.set(held.id);
       announce('Seats held. Continue to payment.');
       go('#/hold');
@@ -242,6 +300,12 @@ async function eventPage(ctx, id) {
       if (e instanceof ApiError && e.status === 401) {
         needSignIn(`#/events/${id}`);
         return;
+      }
+      if (e instanceof ApiError && e.code === 'queue_pass_required') {
+        // No pass, or it lapsed: back to the line (the same place, if still held).
+        queuePass.clear(id);
+        updateSummary();
+        queueStep().catch(showError);
       }
       showError(e);
     }
@@ -258,6 +322,7 @@ async function eventPage(ctx, id) {
       const max = Math.max(1, Math.min(ev.per_user_limit || 1, 50));
       const qty = h('input', { type: 'number', min: 1, max, value: 1, required: true, inputmode: 'numeric', 'data-testid': `ga-quantity-${sec.id}` });
       const btn = h('button', { type: 'submit', class: 'primary', 'data-testid': `ga-hold-${sec.id}` }, 'Hold places');
+      gaButtons.push(btn);
       const form = h('form', { class: 'ga', 'data-testid': 'ga-form', 'data-section-id': sec.id },
         field('How many places', qty, `General admission, up to ${max} per customer`), btn);
       form.addEventListener('submit', (e) => {
@@ -290,6 +355,7 @@ async function eventPage(ctx, id) {
     h('p', { class: 'lead', 'data-testid': 'event-meta' }, ev.venue, ' · ', h('time', { datetime: ev.starts_at }, formatTime(ev.starts_at)),
       ` · up to ${ev.per_user_limit} per customer · seats are held for ${Math.round(ev.hold_seconds / 60) || 1} min`),
     saleNote,
+    queueBox,
     maps.size ? legend() : null,
     ...sections,
     maps.size ? h('div', { class: 'checkout-bar' }, summary, holdButton) : null);
@@ -316,6 +382,12 @@ async function eventPage(ctx, id) {
   }
   await refresh();
   ctx.every(SEAT_REFRESH_MS, refresh);
+  if (ev.waiting_room) {
+    await queueStep().catch(showError);
+    ctx.every(QUEUE_POLL_MS, async () => {
+      if (waiting()) await queueStep();
+    });
+  }
 }
 
 async function holdPage(ctx, explicitId) {
@@ -549,6 +621,7 @@ function adminPage() {
     sale_starts_at: h('input', { type: 'datetime-local', required: true, 'data-testid': 'admin-sale-starts-at', value: dateToLocalInput(new Date(now.getTime() - 60_000)) }),
     hold_seconds: h('input', { type: 'number', min: 1, max: 3600, value: 600, 'data-testid': 'admin-hold-seconds' }),
     per_user_limit: h('input', { type: 'number', min: 1, max: 50, value: 4, 'data-testid': 'admin-per-user-limit' }),
+    waiting_room: h('input', { type: 'checkbox', 'data-testid': 'admin-waiting-room' }),
   };
   const sectionList = h('div', { class: 'section-list', 'data-testid': 'admin-sections' });
   const sections = [];
@@ -604,6 +677,7 @@ function adminPage() {
     h('div', { class: 'inline' },
       field('Hold time (seconds)', inputs.hold_seconds, 'How long a customer has to pay'),
       field('Per-customer limit', inputs.per_user_limit, '1 to 50 seats')),
+    field('Waiting room', inputs.waiting_room, 'Customers queue first and are let in at a steady rate'),
     h('h2', {}, 'Sections'),
     sectionList,
     h('button', { type: 'button', class: 'secondary', 'data-testid': 'admin-add-section', onclick: () => addSection() }, 'Add a section'),
@@ -642,6 +716,7 @@ function adminPage() {
       sale_starts_at: inputs.sale_starts_at.value,
       hold_seconds: inputs.hold_seconds.value,
       per_user_limit: inputs.per_user_limit.value,
+      waiting_room: inputs.waiting_room.checked,
       sections: sections.map((s) => ({
         name: s.name.value, price: s.price.value, kind: s.kind.value,
         rows: s.rows.value, seats_per_row: s.seats_per_row.value, capacity: s.capacity.value,

@@ -14,7 +14,8 @@
 // the countdown, reloads mid-purchase and gets the hold back, is declined by
 // the declining card, pays with the visa card, and finds the order in My orders
 // (through one access-token refresh). Last, a general-admission hold made with
-// the quantity picker is released from the hold page.
+// the quantity picker is released from the hold page. Then an event with a
+// waiting room: the page joins the line, is let in, and holds with its pass.
 
 import { chromium } from 'playwright-core';
 import assert from 'node:assert/strict';
@@ -257,6 +258,37 @@ async function main() {
     await page.waitForURL(new RegExp(`#/events/${eventId}$`));
     await tid(`available-${standing.id}`).filter({ hasText: '100 of 100 left' }).waitFor();
     assert.equal(await page.evaluate(() => localStorage.getItem('stampede.currentHold')), null);
+
+    step('a waiting-room event: the page takes a place in line, is let in, and holds with the pass');
+    const admin = await apiCall('POST', '/api/auth/signin', { body: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } });
+    const wr = await apiCall('POST', '/api/events', {
+      token: admin.access_token,
+      body: {
+        name: `Queue night ${run}`, venue: 'Hall C', waiting_room: true, hold_seconds: HOLD_SECONDS, per_user_limit: 2,
+        starts_at: new Date(Date.now() + 30 * 86_400_000).toISOString(), sale_starts_at: new Date(Date.now() - 60_000).toISOString(),
+        sections: [{ name: 'Circle', price_cents: 3000, rows: 2, seats_per_row: 5 }],
+      },
+    });
+    await apiCall('POST', `/api/events/${wr.id}/publish`, { token: admin.access_token });
+    const circle = wr.sections[0];
+    // Without a pass the API refuses a hold on this event: the browser's must carry one.
+    const refused = await fetch(`${BASE}/api/events/${wr.id}/holds`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${other.access_token}` },
+      body: JSON.stringify({ seats: [`${circle.id}:1:1`] }),
+    });
+    assert.equal(refused.status, 403);
+    assert.equal((await refused.json()).code, 'queue_pass_required');
+    await page.goto(`${BASE}/#/events/${wr.id}`);
+    await page.locator('[data-testid="waiting-room"][data-state="admitted"]').waitFor();
+    const wrMap = page.locator(`[data-testid="seat-map"][data-section-id="${circle.id}"]`);
+    await wrMap.locator(`[data-seat-id="${circle.id}:2:3"]`).click();
+    await tid('hold-button').click();
+    await page.waitForURL(/#\/hold$/);
+    await holdPage.waitFor();
+    assert.match(await tid('hold-seats').textContent(), /Row 2, seat 3/);
+    await tid('release-button').click();
+    await page.waitForURL(new RegExp(`#/events/${wr.id}$`));
 
     assert.deepEqual(problems, [], 'no page errors, no CSP violations');
     console.log(`browser test passed: event ${eventId}, hold ${holdId}, order ${orderId}`);

@@ -196,4 +196,12 @@ test('the admin form becomes the API\'s create body', () => {
       { name: 'Floor', price_cents: 8000, general_admission: true, capacity: 5000 },
     ],
   });
+  const queued = eventBody({
+    name: 'Tour', venue: 'Arena', starts_at: '2030-01-01T20:00:00Z', sale_starts_at: '2020-01-01T00:00:00Z',
+    hold_seconds: '', per_user_limit: '2', waiting_room: true,
+    sections: [{ name: 'Floor', price: '80', kind: 'ga', capacity: '10' }],
+  });
+  assert.equal(queued.waiting_room, true);
+  assert.equal(queued.per_user_limit, 2);
+  assert.equal('hold_seconds' in queued, false);
 });
