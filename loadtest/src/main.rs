@@ -7,6 +7,11 @@
 //! - `ga-rush`: the same on a general-admission section;
 //! - `browse`: read-only traffic on the event list, event and seat maps.
 //!
+//! On an event with a waiting room, a buyer of `rush` or `ga-rush` first
+//! takes a place in line, polls it (about once a second, as the web client
+//! does) until admitted, and sends the pass it gets with every hold; a 403
+//! `queue_pass_required` (the pass lapsed) sends it back to the line.
+//!
 //! Users are pre-provisioned (`stampede admin seed-users --count N
 //! --password P`): Goose user *i* signs in once as `user<i+1>@<domain>`.
 //! Settings come from the environment: `STAMPEDE_LOADTEST_EVENT` (the event
@@ -27,6 +32,9 @@ struct Buyer {
     token: String,
     /// Reached the per-user limit or found the section sold out: browses only.
     done: bool,
+    /// The waiting room: the place in line, then the pass it turned into.
+    ticket: Option<String>,
+    pass: Option<String>,
 }
 
 fn env(name: &str, default: &str) -> String {
@@ -55,7 +63,7 @@ async fn sign_in(user: &mut GooseUser) -> TransactionResult {
             return user.set_failure("sign-in failed", &mut goose.request, None, None);
         }
     };
-    user.set_session_data(Buyer { token, done: false });
+    user.set_session_data(Buyer { token, done: false, ticket: None, pass: None });
     Ok(())
 }
 
@@ -75,6 +83,10 @@ async fn send(
     ok: &[u16],
 ) -> Result<(u16, Value), Box<TransactionError>> {
     let mut rb = user.get_request_builder(&method, path)?.bearer_auth(token(user));
+    // Services other than a waiting-room event's holds ignore the pass.
+    if let Some(pass) = user.get_session_data::<Buyer>().and_then(|b| b.pass.clone()) {
+        rb = rb.header("X-Queue-Pass", pass);
+    }
     if let Some(b) = body {
         rb = rb.json(b);
     }
@@ -129,6 +141,51 @@ async fn settle(user: &mut GooseUser, hold: &str) -> TransactionResult {
     Ok(())
 }
 
+/// Whether the buyer may hold on `event` now: always without a waiting room;
+/// with one, once the place in line has turned into a pass. A buyer still in
+/// line polls once and waits a second.
+async fn admitted(user: &mut GooseUser, event: &Value) -> Result<bool, Box<TransactionError>> {
+    if event["waiting_room"].as_bool() != Some(true) {
+        return Ok(true);
+    }
+    let Some(buyer) = user.get_session_data::<Buyer>().cloned() else { return Ok(false) };
+    if buyer.pass.is_some() {
+        return Ok(true);
+    }
+    let ticket = match buyer.ticket {
+        Some(t) => t,
+        None => {
+            let path = format!("/api/events/{}/queue", event_id());
+            let (status, placed) = send(user, GooseMethod::Post, &path, "queue join", None, None, &[201]).await?;
+            match placed["ticket"].as_str() {
+                Some(t) if status == 201 => t.to_owned(),
+                _ => return Ok(false),
+            }
+        }
+    };
+    let path = format!("/api/events/{}/queue/{ticket}", event_id());
+    let (_, status) = send(user, GooseMethod::Get, &path, "queue status", None, None, &[200]).await?;
+    let pass = status["pass"].as_str().filter(|_| status["admitted"] == true).map(str::to_owned);
+    let in_line = pass.is_none();
+    if let Some(b) = user.get_session_data_mut::<Buyer>() {
+        b.ticket = Some(ticket);
+        b.pass = pass;
+    }
+    if in_line {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Ok(!in_line)
+}
+
+/// A hold refused for want of a pass: back to the line.
+fn lost_pass(user: &mut GooseUser, problem: &Value) {
+    if problem["code"] == "queue_pass_required" {
+        if let Some(b) = user.get_session_data_mut::<Buyer>() {
+            b.pass = None;
+        }
+    }
+}
+
 fn mark_done(user: &mut GooseUser) {
     if let Some(b) = user.get_session_data_mut::<Buyer>() {
         b.done = true;
@@ -145,6 +202,9 @@ async fn rush(user: &mut GooseUser) -> TransactionResult {
         return linger(user).await;
     }
     let event = get_event(user).await?;
+    if !admitted(user, &event).await? {
+        return Ok(());
+    }
     let seated = sections(&event, false);
     let Some(section) = seated.choose(&mut rand::rng()).cloned() else {
         mark_done(user);
@@ -171,7 +231,10 @@ async fn rush(user: &mut GooseUser) -> TransactionResult {
                 mark_done(user);
                 return Ok(());
             }
-            _ => return Ok(()),
+            _ => {
+                lost_pass(user, &hold);
+                return Ok(());
+            }
         }
     }
     Ok(())
@@ -183,6 +246,9 @@ async fn ga_rush(user: &mut GooseUser) -> TransactionResult {
         return linger(user).await;
     }
     let event = get_event(user).await?;
+    if !admitted(user, &event).await? {
+        return Ok(());
+    }
     let ga = sections(&event, true);
     let Some(section) = ga.choose(&mut rand::rng()).cloned() else {
         mark_done(user);
@@ -198,7 +264,10 @@ async fn ga_rush(user: &mut GooseUser) -> TransactionResult {
             mark_done(user);
             Ok(())
         }
-        _ => Ok(()),
+        _ => {
+            lost_pass(user, &hold);
+            Ok(())
+        }
     }
 }
 

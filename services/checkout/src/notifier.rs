@@ -13,12 +13,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use deadpool_postgres::Pool;
-use hyper::Request;
-use hyper::body::Incoming;
 use metrics::{Unit, counter, describe_counter};
 use stampede_common::Config;
 use stampede_common::clock::rfc3339;
-use stampede_common::http::{self, Handler, Routed};
+use stampede_common::http;
 use stampede_common::ids::random_hex;
 use stampede_common::store::Redis;
 use stampede_inventory::HoldId;
@@ -219,31 +217,6 @@ fn render(to: &str, order: &str, event: &EventInfo, seats: &[&str], qty: i64, am
 }
 
 /// The notifier's HTTP face: health, readiness and metrics only.
-pub struct NotifierEndpoints {
-    redis: Redis,
-    db: Pool,
-}
-
-impl NotifierEndpoints {
-    pub fn new(redis: Redis, db: Pool) -> Self {
-        Self { redis, db }
-    }
-}
-
-impl Handler for NotifierEndpoints {
-    fn name(&self) -> &'static str {
-        "notifier"
-    }
-
-    async fn handle(&self, _req: Request<Incoming>) -> Routed {
-        http::not_found()
-    }
-
-    async fn ready(&self) -> Result<(), String> {
-        stampede_common::store::ping(&self.redis).await?;
-        stampede_common::db::ping(&self.db).await
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use deadpool_postgres::Pool;
-use metrics::{Unit, counter, describe_counter};
+use metrics::{Unit, counter, describe_counter, describe_gauge, gauge};
 use stampede_common::Config;
 use stampede_common::clock::now_ms;
 use stampede_common::http;
@@ -86,8 +86,10 @@ impl<G: PaymentGateway> ChargeReconciler<G> {
         describe_counter!(
             "charges_reconciled_total",
             Unit::Count,
-            "Charges the reconciler decided, by verdict: kept, waiting, refunded, failed."
+            "Charges the reconciler refunded (verdict=refunded, by reason) or could not settle this time (verdict=failed)."
         );
+        describe_counter!("charge_reconcile_passes_total", Unit::Count, "Passes of the charge reconciler over the provider's charges.");
+        describe_gauge!("charges_awaiting_hold", Unit::Count, "Charges older than the grace whose hold is still live, at the last pass.");
         Self {
             db,
             redis,
@@ -131,32 +133,29 @@ impl<G: PaymentGateway> ChargeReconciler<G> {
                 Err(e) => {
                     tracing::warn!(charge = %charge.id, error = %e, "could not settle a charge");
                     pass.failed += 1;
-                    counter!("charges_reconciled_total", "verdict" => "failed").increment(1);
+                    counter!("charges_reconciled_total", "verdict" => "failed", "reason" => "error").increment(1);
                     open = open.min(charge.created_ms);
                     continue;
                 }
             };
-            let label = match verdict {
-                Verdict::Kept => {
-                    pass.kept += 1;
-                    "kept"
-                }
+            match verdict {
+                Verdict::Kept => pass.kept += 1,
                 Verdict::Waiting => {
                     pass.waiting += 1;
                     open = open.min(charge.created_ms);
-                    "waiting"
                 }
                 Verdict::Refunded(reason) => {
                     pass.refunded += 1;
+                    counter!("charges_reconciled_total", "verdict" => "refunded", "reason" => reason).increment(1);
                     tracing::warn!(charge = %charge.id, hold = %charge.hold, reason, "refunded a stranded charge");
-                    "refunded"
                 }
-            };
-            counter!("charges_reconciled_total", "verdict" => label).increment(1);
+            }
         }
         if let Ok(mut w) = self.watermark.lock() {
             *w = (*w).max(open);
         }
+        counter!("charge_reconcile_passes_total").increment(1);
+        gauge!("charges_awaiting_hold").set(pass.waiting as f64);
         Ok(pass)
     }
 

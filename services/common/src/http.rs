@@ -51,6 +51,40 @@ pub trait Handler: Send + Sync + 'static {
     fn ready(&self) -> impl Future<Output = Result<(), String>> + Send;
 }
 
+/// The HTTP face of a worker role (persister, expiry, notifier): no routes
+/// of its own, just what the server gives every handler (`/healthz`,
+/// `/readyz`, `/metrics`), ready while its Redis — and its Postgres, if it
+/// has one — answers.
+pub struct WorkerEndpoints {
+    name: &'static str,
+    redis: crate::store::Redis,
+    db: Option<deadpool_postgres::Pool>,
+}
+
+impl WorkerEndpoints {
+    pub fn new(name: &'static str, redis: crate::store::Redis, db: Option<deadpool_postgres::Pool>) -> Self {
+        Self { name, redis, db }
+    }
+}
+
+impl Handler for WorkerEndpoints {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    async fn handle(&self, _req: Request<Incoming>) -> Routed {
+        not_found()
+    }
+
+    async fn ready(&self) -> Result<(), String> {
+        crate::store::ping(&self.redis).await?;
+        match &self.db {
+            Some(db) => crate::db::ping(db).await,
+            None => Ok(()),
+        }
+    }
+}
+
 /// Binds `addr` (port 0 picks a free port).
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     use anyhow::Context;

@@ -21,4 +21,4 @@ pub mod worker;
 
 pub use rebuild::{Rebuilt, rebuild_inventory};
 pub use reconcile::{Report, check};
-pub use worker::{GROUP, PersisterEndpoints, PersisterWorker, Stats};
+pub use worker::{GROUP, PersisterWorker, Stats};

@@ -23,11 +23,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
-use hyper::Request;
-use hyper::body::Incoming;
 use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use stampede_common::Config;
-use stampede_common::http::{self, Handler, Routed};
 use stampede_common::store::Redis;
 use stampede_inventory::streams::{self, Entry, GroupReader, ReaderOptions};
 use stampede_inventory::{EventKeys, published_events};
@@ -424,29 +421,3 @@ impl Backoff {
     }
 }
 
-/// The worker's HTTP face: health, readiness (Redis and Postgres) and metrics.
-pub struct PersisterEndpoints {
-    db: Pool,
-    redis: Redis,
-}
-
-impl PersisterEndpoints {
-    pub fn new(db: Pool, redis: Redis) -> Self {
-        Self { db, redis }
-    }
-}
-
-impl Handler for PersisterEndpoints {
-    fn name(&self) -> &'static str {
-        "persister"
-    }
-
-    async fn handle(&self, _req: Request<Incoming>) -> Routed {
-        http::not_found()
-    }
-
-    async fn ready(&self) -> Result<(), String> {
-        stampede_common::store::ping(&self.redis).await?;
-        stampede_common::db::ping(&self.db).await
-    }
-}

@@ -23,7 +23,8 @@ use stampede_inventory::keys::events_set;
 use stampede_inventory::streams::{self, dead_letter_key};
 use stampede_inventory::*;
 use stampede_persister::worker::CommitHook;
-use stampede_persister::{GROUP, PersisterEndpoints, PersisterWorker, check, rebuild_inventory};
+use stampede_common::http::WorkerEndpoints;
+use stampede_persister::{GROUP, PersisterWorker, check, rebuild_inventory};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::task::{JoinHandle, JoinSet};
@@ -504,7 +505,7 @@ async fn a_poison_message_is_dead_lettered_while_the_rest_flows() {
     // Metrics are there, described, and the endpoints answer.
     w.worker.maintain().await.expect("maintain");
     assert_eq!(w.worker.check_drift().await.expect("check"), 0);
-    let addr = spawn(PersisterEndpoints::new(fx.db.clone(), fx.redis.clone())).await;
+    let addr = spawn(WorkerEndpoints::new("persister", fx.redis.clone(), Some(fx.db.clone()))).await;
     assert_eq!(send(addr, Method::GET, "/readyz", &[], None).await.status, StatusCode::OK);
     let metrics = send(addr, Method::GET, "/metrics", &[], None).await;
     let text = String::from_utf8_lossy(&metrics.body);

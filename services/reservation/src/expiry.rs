@@ -11,13 +11,10 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use hyper::Request;
-use hyper::body::Incoming;
 use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use redis::AsyncCommands;
 use stampede_common::Config;
 use stampede_common::clock::now_ms;
-use stampede_common::http::{self, Handler, Routed};
 use stampede_common::store::Redis;
 use stampede_inventory::keys::parse_timer_key;
 use stampede_inventory::{EventKeys, Reason, ReleaseOutcome, Scripts, availability, published_events, read_meta, release};
@@ -178,30 +175,5 @@ async fn ensure_notifications(conn: &mut Redis) {
     let set: Result<(), _> = redis::cmd("CONFIG").arg("SET").arg("notify-keyspace-events").arg(&wanted).query_async(conn).await;
     if let Err(e) = set {
         tracing::warn!(error = %e, "cannot enable keyspace notifications; relying on the sweeper");
-    }
-}
-
-/// The worker's HTTP face: health, readiness and metrics only.
-pub struct ExpiryEndpoints {
-    redis: Redis,
-}
-
-impl ExpiryEndpoints {
-    pub fn new(redis: Redis) -> Self {
-        Self { redis }
-    }
-}
-
-impl Handler for ExpiryEndpoints {
-    fn name(&self) -> &'static str {
-        "expiry"
-    }
-
-    async fn handle(&self, _req: Request<Incoming>) -> Routed {
-        http::not_found()
-    }
-
-    async fn ready(&self) -> Result<(), String> {
-        stampede_common::store::ping(&self.redis).await
     }
 }

@@ -109,19 +109,19 @@ pub async fn start(config: Config, roles: &[String]) -> anyhow::Result<Running> 
             "persister" => {
                 let worker = Arc::new(stampede_persister::PersisterWorker::build(&config, pool.clone(), redis.clone()));
                 tasks.push(tokio::spawn(worker.run(stop_rx.clone())));
-                let endpoints = stampede_persister::PersisterEndpoints::new(pool.clone(), redis.clone());
+                let endpoints = http::WorkerEndpoints::new("persister", redis.clone(), Some(pool.clone()));
                 spawn_service(&config, role, endpoints, &stop_rx).await?
             }
             "notifier" => {
                 let worker = Arc::new(stampede_checkout::NotifierWorker::build(&config, pool.clone(), redis.clone()));
                 tasks.push(tokio::spawn(worker.run(stop_rx.clone())));
-                let endpoints = stampede_checkout::notifier::NotifierEndpoints::new(redis.clone(), pool.clone());
+                let endpoints = http::WorkerEndpoints::new("notifier", redis.clone(), Some(pool.clone()));
                 spawn_service(&config, role, endpoints, &stop_rx).await?
             }
             "expiry" => {
                 let worker = Arc::new(stampede_reservation::ExpiryWorker::build(&config, redis.clone()));
                 tasks.push(tokio::spawn(worker.run(stop_rx.clone())));
-                let endpoints = stampede_reservation::expiry::ExpiryEndpoints::new(redis.clone());
+                let endpoints = http::WorkerEndpoints::new("expiry", redis.clone(), None);
                 spawn_service(&config, role, endpoints, &stop_rx).await?
             }
             other => bail!("unknown role {other:?}"),
