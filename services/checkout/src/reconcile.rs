@@ -40,9 +40,10 @@ use tokio::sync::watch;
 use crate::gateway::{PaymentGateway, ProviderCharge};
 use crate::routes::payment::{Refunded, announce_refund, refund_at_provider};
 
-/// How far a hold's expiry must lie behind this process's clock before its
-/// charge is refunded: Redis's clock decides expiry, and the two may differ.
-const CLOCK_MARGIN_MS: i64 = 60_000;
+/// How far a hold's expiry must lie behind Redis's clock (read at the start
+/// of a pass; Redis's clock is the one the scripts judge expiry by) before
+/// its charge is refunded.
+const CLOCK_MARGIN_MS: i64 = 1_000;
 
 /// How far back the first pass looks.
 const LOOKBACK_MS: i64 = 7 * 86_400_000;
@@ -117,6 +118,7 @@ impl<G: PaymentGateway> ChargeReconciler<G> {
     /// One pass over the charges not yet decided.
     pub async fn pass(&self) -> anyhow::Result<Pass> {
         let now = now_ms();
+        let redis_now = redis_now(&self.redis).await.context("reading Redis's clock")?;
         let since = *self.watermark.lock().map_err(|_| anyhow::anyhow!("watermark poisoned"))?;
         let charges = self.gateway.charges_since(since).await.context("listing the provider's charges")?;
         let cutoff = now - self.grace_ms;
@@ -128,7 +130,7 @@ impl<G: PaymentGateway> ChargeReconciler<G> {
                 continue;
             }
             pass.examined += 1;
-            let verdict = match self.settle(charge, now).await {
+            let verdict = match self.settle(charge, redis_now).await {
                 Ok(v) => v,
                 Err(e) => {
                     tracing::warn!(charge = %charge.id, error = %e, "could not settle a charge");
@@ -159,7 +161,8 @@ impl<G: PaymentGateway> ChargeReconciler<G> {
         Ok(pass)
     }
 
-    /// Decides one charge, refunding it when it bought nothing.
+    /// Decides one charge, refunding it when it bought nothing; `now` is
+    /// Redis's clock.
     async fn settle(&self, charge: &ProviderCharge, now: i64) -> anyhow::Result<Verdict> {
         let Some(hold) = HoldId::parse(&charge.hold) else {
             // Not a charge of ours to judge (no hold in its metadata).
@@ -241,4 +244,11 @@ impl<G: PaymentGateway> ChargeReconciler<G> {
             None => Err("hold_missing"),
         })
     }
+}
+
+/// Redis's clock, in Unix milliseconds.
+async fn redis_now(redis: &Redis) -> redis::RedisResult<i64> {
+    let mut conn = redis.clone();
+    let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await?;
+    Ok(secs * 1000 + micros / 1000)
 }

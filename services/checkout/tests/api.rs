@@ -346,3 +346,21 @@ async fn the_reconciler_reads_postgres_for_holds_redis_no_longer_keeps() {
     assert!(!refunded(&app, &charge), "Postgres's order keeps its charge");
     assert!(refunded(&app, &on_lapsed));
 }
+
+#[tokio::test]
+async fn the_reconciler_refunds_a_charge_whose_hold_lapsed_unprocessed() {
+    // No expiry worker runs: the hold is still `held` in Redis, past its time.
+    let app = App::new(0, 1_000, 6).await;
+    let mut config = app.config.clone();
+    config.charge_grace_seconds = 0;
+    let reconciler = ChargeReconciler::build(&config, app.db.clone(), app.redis.clone(), app.gateway.clone());
+    let hold = app.hold(7, json!({"seats": [seat(4, 4)]})).await;
+    let charge = stranded_charge(&app, 7, &hold, "lapsing").await;
+    let live = reconciler.pass().await.expect("pass");
+    assert_eq!((live.waiting, live.refunded), (1, 0), "a live hold's charge waits: {live:?}");
+    // Past its expiry and the clock margin, by Redis's clock.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let lapsed = reconciler.pass().await.expect("pass");
+    assert_eq!((lapsed.waiting, lapsed.refunded), (0, 1), "{lapsed:?}");
+    assert!(refunded(&app, &charge));
+}
