@@ -8,11 +8,13 @@ use redis::AsyncCommands;
 use stampede_common::store::Redis;
 
 /// How long an in-flight claim lives if its process dies mid-payment;
-/// after that a retry may proceed (the provider's own idempotency key
-/// still keeps the charge single).
-const PENDING_MS: u64 = 60_000;
-/// How long a concurrent duplicate waits for the first request to answer.
-const WAIT: Duration = Duration::from_secs(30);
+/// after that a retry may proceed: the provider's own idempotency key keeps
+/// the charge single, and a retry that finds the hold paid with that charge
+/// answers with its order (so even a twin still running is harmless).
+const PENDING_MS: u64 = 20_000;
+/// How long a concurrent duplicate waits for the first request to answer
+/// (under nginx's 30 s upstream read timeout, so the answer is a 409, not a 504).
+const WAIT: Duration = Duration::from_secs(20);
 
 pub enum Claim {
     /// This request goes ahead.

@@ -17,7 +17,7 @@ use stampede_common::store::{self, Redis};
 use stampede_common::testkit::client::{Answer, call, send};
 use stampede_common::testkit::{spawn, test_config};
 use stampede_common::token::{Role, Tokens};
-use stampede_inventory::{EventKeys, EventMeta, HoldId, Scripts, SeatStatus, SectionLayout, availability, publish, taken_seats};
+use stampede_inventory::{EventKeys, EventMeta, HoldId, Payment, confirm, Scripts, SeatStatus, SectionLayout, availability, publish, taken_seats};
 use stampede_reservation::ReservationService;
 
 const SEATED: i64 = 31;
@@ -363,4 +363,43 @@ async fn the_reconciler_refunds_a_charge_whose_hold_lapsed_unprocessed() {
     let lapsed = reconciler.pass().await.expect("pass");
     assert_eq!((lapsed.waiting, lapsed.refunded), (0, 1), "{lapsed:?}");
     assert!(refunded(&app, &charge));
+}
+
+/// Two requests with one key at once, the first one's claim having lapsed
+/// (its process stalled or died): the provider gives both the same charge,
+/// and the one that finds the hold paid with that charge answers with that
+/// order (201). It must not refund the charge that paid for the order.
+#[tokio::test]
+async fn a_twin_request_finding_the_hold_paid_with_its_charge_answers_with_that_order() {
+    let app = App::new(300, 60_000, 4).await;
+    let hold = app.hold(3, json!({"seats": [seat(5, 1)]})).await;
+    let id = HoldId::parse(&hold).expect("hold id");
+    // The twin's charge, under the provider key the route uses for this key.
+    let charge = stranded_charge(&app, 3, &hold, &format!("{hold}:3:twin-1")).await;
+    // This request passes the early checks (the hold is live) and waits 300 ms
+    // on the provider, which hands it the same charge...
+    let pending = {
+        let auth = format!("Bearer {}", app.token(3));
+        let addr = app.checkout;
+        let path = format!("/api/holds/{hold}/payment");
+        tokio::spawn(async move {
+            let headers = [("authorization", auth.as_str()), ("content-type", "application/json"), ("idempotency-key", "twin-1")];
+            send(addr, Method::POST, &path, &headers, Some(br#"{"payment_method":"pm_card_visa"}"#.to_vec())).await
+        })
+    };
+    // ... while the twin confirms with it.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut conn = app.redis.clone();
+    let pay = Payment { order: "0123456789abcdef0123456789abcdef", payment: "pay_twin", charge: &charge, method: "pm_card_visa" };
+    let out = confirm(&mut conn, &Scripts::load(), &app.keys, &id.token, "3", &pay).await.expect("confirm");
+    assert!(matches!(out, stampede_inventory::ConfirmOutcome::Confirmed { .. }), "{out:?}");
+
+    let answer = pending.await.expect("request");
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&answer.body));
+    let body = answer.json();
+    assert_eq!(body["order"]["id"], format!("1-{}", pay.order));
+    assert_eq!(body["payment"]["id"], "pay_twin");
+    assert_eq!(app.gateway.charges().len(), 1, "one charge");
+    assert!(!refunded(&app, &charge), "the order's charge is kept");
+    assert!(!app.stream_types().await.contains(&"payment.refunded".to_owned()));
 }

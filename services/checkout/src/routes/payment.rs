@@ -146,8 +146,8 @@ async fn attempt<G: PaymentGateway>(
             return Ok(Answer::Transient(Problem::unavailable("the payment provider is unavailable; retry shortly")));
         }
     };
-    let order = random_hex(16);
-    let payment = format!("pay_{}", random_hex(12));
+    let mut order = random_hex(16);
+    let mut payment = format!("pay_{}", random_hex(12));
     let mut conn = svc.redis.clone();
     let pay = Payment { order: &order, payment: &payment, charge: &charge, method };
     // The charge is captured: giving up now would leave it neither an order
@@ -162,6 +162,18 @@ async fn attempt<G: PaymentGateway>(
                 let created_ms = read_order(&mut conn, keys, &order).await.ok().flatten().map_or_else(now_ms, |r| r.created_ms);
                 break ConfirmOutcome::Confirmed { created_ms };
             }
+            // Paid with this very charge by a twin request with the same key
+            // (one that died before it could store its answer, whose claim
+            // then lapsed): its order is ours, and the charge is never refunded.
+            Ok(ConfirmOutcome::AlreadyConfirmed(o)) => match read_order(&mut conn, keys, &o).await {
+                Ok(Some(rec)) if rec.charge == charge => {
+                    order = o;
+                    payment = rec.payment;
+                    break ConfirmOutcome::Confirmed { created_ms: rec.created_ms };
+                }
+                Ok(_) => break ConfirmOutcome::AlreadyConfirmed(o),
+                Err(e) => return Err(Problem::from(e)),
+            },
             Ok(o) => break o,
             Err(e) if transient(&e) && Instant::now() + delay < deadline => {
                 tracing::warn!(error = %e, hold = %hold.public(), "confirming a captured charge: Redis unavailable; retrying");
