@@ -96,11 +96,9 @@ impl MockGateway {
         }
         self.ledger.lock().map(|l| l.charges.values().cloned().collect()).unwrap_or_default()
     }
-}
 
-impl PaymentGateway for MockGateway {
-    async fn charge(&self, req: ChargeRequest<'_>) -> Result<String, GatewayError> {
-        tokio::time::sleep(self.latency).await;
+    /// Declines or records a charge (the provider's side of the call).
+    fn capture(&self, req: &ChargeRequest<'_>) -> Result<String, GatewayError> {
         if req.method == "pm_card_declined" {
             return Err(GatewayError::Declined("your card was declined".into()));
         }
@@ -108,7 +106,7 @@ impl PaymentGateway for MockGateway {
             return Err(GatewayError::Declined("insufficient funds".into()));
         }
         if let Some(files) = &self.files {
-            return files.charge(&req).map_err(|e| GatewayError::Unavailable(format!("ledger: {e}")));
+            return files.charge(req).map_err(|e| GatewayError::Unavailable(format!("ledger: {e}")));
         }
         let mut ledger = self.ledger.lock().map_err(|_| GatewayError::Unavailable("ledger poisoned".into()))?;
         if let Some(id) = ledger.by_key.get(req.idempotency_key) {
@@ -126,6 +124,17 @@ impl PaymentGateway for MockGateway {
         };
         ledger.charges.insert(id.clone(), charge);
         Ok(id)
+    }
+}
+
+impl PaymentGateway for MockGateway {
+    async fn charge(&self, req: ChargeRequest<'_>) -> Result<String, GatewayError> {
+        // Half the latency on the way there, half on the way back: as with a
+        // real provider, a caller that dies meanwhile leaves a captured charge.
+        tokio::time::sleep(self.latency / 2).await;
+        let charged = self.capture(&req);
+        tokio::time::sleep(self.latency - self.latency / 2).await;
+        charged
     }
 
     async fn refund(&self, charge_id: &str) -> Result<String, GatewayError> {
