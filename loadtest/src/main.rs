@@ -164,11 +164,12 @@ async fn admitted(user: &mut GooseUser, event: &Value) -> Result<bool, Box<Trans
         }
     };
     let path = format!("/api/events/{}/queue/{ticket}", event_id());
-    let (_, status) = send(user, GooseMethod::Get, &path, "queue status", None, None, &[200]).await?;
+    let (code, status) = send(user, GooseMethod::Get, &path, "queue status", None, None, &[200]).await?;
     let pass = status["pass"].as_str().filter(|_| status["admitted"] == true).map(str::to_owned);
     let in_line = pass.is_none();
     if let Some(b) = user.get_session_data_mut::<Buyer>() {
-        b.ticket = Some(ticket);
+        // A ticket the service no longer knows: join again next time.
+        b.ticket = (code != 404).then_some(ticket);
         b.pass = pass;
     }
     if in_line {

@@ -247,7 +247,14 @@ async function eventPage(ctx, id) {
     }
     if (!queuePass.get(id)) {
       if (!ticket) ticket = (await api.post(`/api/events/${encodeURIComponent(id)}/queue`)).ticket;
-      const st = await api.get(`/api/events/${encodeURIComponent(id)}/queue/${encodeURIComponent(ticket)}`);
+      let st;
+      try {
+        st = await api.get(`/api/events/${encodeURIComponent(id)}/queue/${encodeURIComponent(ticket)}`);
+      } catch (e) {
+        // The ticket is gone (the line was reset): join again next time.
+        if (e instanceof ApiError && e.status === 404) ticket = null;
+        throw e;
+      }
       if (!ctx.live()) return;
       if (!st.admitted || !st.pass) {
         queueBox.dataset.state = 'waiting';

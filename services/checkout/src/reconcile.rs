@@ -11,10 +11,18 @@
 //! - the hold was confirmed with this very charge: **kept**;
 //! - the hold is still live (`held`, not yet past its expiry plus a clock
 //!   margin): **waiting** — a retry may still confirm it;
-//! - anything else (released, expired, paid by another charge, unknown
-//!   everywhere): **refunded** at the provider and announced with
-//!   `payment.refunded` on the event's stream, like a refund of the payment
-//!   route itself.
+//! - its hold released or expired, or paid by another charge: **refunded**
+//!   at the provider and announced with `payment.refunded` on the event's
+//!   stream (reason `stranded_hold_expired` / `stranded_already_paid`), like
+//!   a refund of the payment route itself — unless Postgres has a captured
+//!   payment with this charge, which it always asks last;
+//! - its hold known nowhere, or confirmed in Redis with an order neither
+//!   store can show: **unknown**, never refunded by a machine (it may be
+//!   another deployment's charge, or data an operator must look at): logged
+//!   as an error and counted, and looked at again every pass.
+//!
+//! Charges are looked at for 12 hours, half the time Redis keeps a finished
+//! hold's record, so the hold is always in Redis unless Redis lost it.
 //!
 //! A charge younger than `STAMPEDE_CHARGE_GRACE_SECONDS` is left to its
 //! request. The decision cannot race a confirmation: a hold that is
@@ -34,7 +42,7 @@ use stampede_common::Config;
 use stampede_common::clock::now_ms;
 use stampede_common::http;
 use stampede_common::store::Redis;
-use stampede_inventory::{EventKeys, HoldId, read_hold, read_order};
+use stampede_inventory::{EventKeys, FINISHED_RETENTION_MS, HoldId, read_hold, read_order};
 use tokio::sync::watch;
 
 use crate::gateway::{PaymentGateway, ProviderCharge};
@@ -45,8 +53,9 @@ use crate::routes::payment::{Refunded, announce_refund, refund_at_provider};
 /// its charge is refunded.
 const CLOCK_MARGIN_MS: i64 = 1_000;
 
-/// How far back the first pass looks.
-const LOOKBACK_MS: i64 = 7 * 86_400_000;
+/// How far back the reconciler looks: well inside the time Redis keeps a
+/// finished hold's record.
+const LOOKBACK_MS: i64 = FINISHED_RETENTION_MS / 2;
 
 /// What became of one charge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,8 +64,10 @@ pub enum Verdict {
     Kept,
     /// Its hold is still live: the request (or a retry) may yet confirm it.
     Waiting,
-    /// Refunded, for this reason (`hold_expired`, `already_paid`, `hold_missing`).
+    /// Refunded, for this reason (`stranded_hold_expired`, `stranded_already_paid`).
     Refunded(&'static str),
+    /// Neither store can tell what it bought: left for an operator.
+    Unknown,
 }
 
 /// The tally of one pass.
@@ -67,6 +78,8 @@ pub struct Pass {
     pub kept: usize,
     pub waiting: usize,
     pub refunded: usize,
+    /// Charges no store can account for (see [`Verdict::Unknown`]).
+    pub unknown: usize,
     /// Charges whose refund or decision failed this time (tried again next pass).
     pub failed: usize,
 }
@@ -151,6 +164,12 @@ impl<G: PaymentGateway> ChargeReconciler<G> {
                     counter!("charges_reconciled_total", "verdict" => "refunded", "reason" => reason).increment(1);
                     tracing::warn!(charge = %charge.id, hold = %charge.hold, reason, "refunded a stranded charge");
                 }
+                Verdict::Unknown => {
+                    pass.unknown += 1;
+                    open = open.min(charge.created_ms);
+                    counter!("charges_reconciled_total", "verdict" => "unknown", "reason" => "unaccounted").increment(1);
+                    tracing::error!(charge = %charge.id, hold = %charge.hold, "a charge no store accounts for: check it by hand");
+                }
             }
         }
         if let Ok(mut w) = self.watermark.lock() {
@@ -173,9 +192,14 @@ impl<G: PaymentGateway> ChargeReconciler<G> {
         }
         let keys = EventKeys::new(&self.prefix, hold.event);
         let reason = match self.judge(charge, &hold, &keys, now).await? {
-            Err(reason) => reason,
-            Ok(verdict) => return Ok(verdict),
+            Judged::Keep(verdict) => return Ok(verdict),
+            Judged::Refund(reason) => reason,
         };
+        // The last word before money moves: a captured payment with this
+        // charge in Postgres means an order exists, whatever Redis said.
+        if self.captured_in_postgres(&charge.id).await? {
+            return Ok(Verdict::Kept);
+        }
         refund_at_provider(self.gateway.as_ref(), &charge.id).await.context("refunding at the provider")?;
         let payment = format!("pay_{}", charge.id);
         let refunded = Refunded {
@@ -191,29 +215,37 @@ impl<G: PaymentGateway> ChargeReconciler<G> {
         Ok(Verdict::Refunded(reason))
     }
 
-    /// `Ok(verdict)` to leave the charge alone, `Err(reason)` to refund it.
-    async fn judge(&self, charge: &ProviderCharge, hold: &HoldId, keys: &EventKeys, now: i64) -> anyhow::Result<Result<Verdict, &'static str>> {
+    /// What the stores say of the charge's hold.
+    async fn judge(&self, charge: &ProviderCharge, hold: &HoldId, keys: &EventKeys, now: i64) -> anyhow::Result<Judged> {
         let mut conn = self.redis.clone();
-        if let Some(rec) = read_hold(&mut conn, keys, &hold.token).await? {
-            return Ok(match rec.status.as_str() {
-                "confirmed" => match &rec.order {
-                    Some(order) => match read_order(&mut conn, keys, order).await? {
-                        Some(o) if o.charge == charge.id => Ok(Verdict::Kept),
-                        Some(_) => Err("already_paid"),
-                        // The order record aged out of Redis: Postgres has it.
-                        None => self.judge_in_postgres(charge, hold, now).await?,
+        let Some(rec) = read_hold(&mut conn, keys, &hold.token).await? else {
+            return self.judge_in_postgres(charge, hold, now).await;
+        };
+        Ok(match rec.status.as_str() {
+            "confirmed" => {
+                let order = match &rec.order {
+                    Some(order) => read_order(&mut conn, keys, order).await?,
+                    None => None,
+                };
+                match order {
+                    Some(o) if o.charge == charge.id => Judged::Keep(Verdict::Kept),
+                    Some(_) => Judged::Refund("stranded_already_paid"),
+                    // Paid, but the order record is gone from Redis: only
+                    // Postgres can say with which charge; never refund blind.
+                    None => match self.judge_in_postgres(charge, hold, now).await? {
+                        Judged::Refund("stranded_already_paid") => Judged::Refund("stranded_already_paid"),
+                        Judged::Keep(Verdict::Kept) => Judged::Keep(Verdict::Kept),
+                        _ => Judged::Keep(Verdict::Unknown),
                     },
-                    None => self.judge_in_postgres(charge, hold, now).await?,
-                },
-                "held" if rec.expires_ms + CLOCK_MARGIN_MS > now => Ok(Verdict::Waiting),
-                _ => Err("hold_expired"),
-            });
-        }
-        self.judge_in_postgres(charge, hold, now).await
+                }
+            }
+            "held" if rec.expires_ms + CLOCK_MARGIN_MS > now => Judged::Keep(Verdict::Waiting),
+            _ => Judged::Refund("stranded_hold_expired"),
+        })
     }
 
-    /// The durable record, for holds Redis no longer keeps.
-    async fn judge_in_postgres(&self, charge: &ProviderCharge, hold: &HoldId, now: i64) -> anyhow::Result<Result<Verdict, &'static str>> {
+    /// The durable record, for holds Redis does not have.
+    async fn judge_in_postgres(&self, charge: &ProviderCharge, hold: &HoldId, now: i64) -> anyhow::Result<Judged> {
         let client = self.db.get().await.context("connecting to Postgres")?;
         let paid_with = client
             .query_opt(
@@ -225,7 +257,7 @@ impl<G: PaymentGateway> ChargeReconciler<G> {
             .context("reading the hold's order")?;
         if let Some(row) = paid_with {
             let paid: String = row.get(0);
-            return Ok(if paid == charge.id { Ok(Verdict::Kept) } else { Err("already_paid") });
+            return Ok(if paid == charge.id { Judged::Keep(Verdict::Kept) } else { Judged::Refund("stranded_already_paid") });
         }
         let held = client
             .query_opt(
@@ -236,14 +268,33 @@ impl<G: PaymentGateway> ChargeReconciler<G> {
             .context("reading the hold")?;
         Ok(match held {
             // Confirmed, but the order row is not in yet: the persister is behind.
-            Some(row) if row.get::<_, String>(0) == "confirmed" => Ok(Verdict::Waiting),
+            Some(row) if row.get::<_, String>(0) == "confirmed" => Judged::Keep(Verdict::Waiting),
             Some(row) if row.get::<_, String>(0) == "held" && row.get::<_, Option<i64>>(1).is_none_or(|e| e + CLOCK_MARGIN_MS > now) => {
-                Ok(Verdict::Waiting)
+                Judged::Keep(Verdict::Waiting)
             }
-            Some(_) => Err("hold_expired"),
-            None => Err("hold_missing"),
+            Some(_) => Judged::Refund("stranded_hold_expired"),
+            None => Judged::Keep(Verdict::Unknown),
         })
     }
+
+    /// Whether Postgres has a captured payment (an order's) with `charge`.
+    async fn captured_in_postgres(&self, charge: &str) -> anyhow::Result<bool> {
+        let client = self.db.get().await.context("connecting to Postgres")?;
+        let row = client
+            .query_opt(
+                "SELECT 1 FROM payments WHERE provider_charge_id = $1 AND status = 'captured' AND order_id IS NOT NULL LIMIT 1",
+                &[&charge],
+            )
+            .await
+            .context("reading the charge's payments")?;
+        Ok(row.is_some())
+    }
+}
+
+/// A judgement: leave the charge with this verdict, or refund it.
+enum Judged {
+    Keep(Verdict),
+    Refund(&'static str),
 }
 
 /// Redis's clock, in Unix milliseconds.

@@ -211,15 +211,15 @@ async fn attempt<G: PaymentGateway>(
             ))
         }
         ConfirmOutcome::AlreadyConfirmed(_) => {
-            refund(svc, keys, hold, user, record, &payment, &charge, "already_paid").await?;
+            refund(svc, keys, hold, user, record, &charge, "already_paid").await?;
             Ok(final_problem(StatusCode::CONFLICT, "already_paid", "this hold has already been paid for; this charge was refunded"))
         }
         ConfirmOutcome::Gone(_) => {
-            refund(svc, keys, hold, user, record, &payment, &charge, "hold_expired").await?;
+            refund(svc, keys, hold, user, record, &charge, "hold_expired").await?;
             Ok(final_problem(StatusCode::GONE, "hold_expired", "the hold expired before the payment completed; the charge was refunded"))
         }
         ConfirmOutcome::NotFound => {
-            refund(svc, keys, hold, user, record, &payment, &charge, "hold_missing").await?;
+            refund(svc, keys, hold, user, record, &charge, "hold_missing").await?;
             Ok(final_problem(StatusCode::NOT_FOUND, "not_found", "no such hold; the charge was refunded"))
         }
     }
@@ -242,14 +242,12 @@ fn final_problem(status: StatusCode, code: &'static str, detail: &str) -> Answer
 /// Refunds a charge that bought nothing and announces it on the stream.
 /// Retries the provider; a refund that keeps failing is logged loudly and
 /// counted, and the client gets a 503 (its retry refunds again: harmless).
-#[allow(clippy::too_many_arguments)]
 async fn refund<G: PaymentGateway>(
     svc: &CheckoutService<G>,
     keys: &EventKeys,
     hold: &HoldId,
     user: &str,
     record: &HoldRecord,
-    payment: &str,
     charge: &str,
     reason: &str,
 ) -> Result<(), Problem> {
@@ -259,7 +257,10 @@ async fn refund<G: PaymentGateway>(
         return Err(Problem::unavailable("the payment could not be completed; retry shortly"));
     }
     counter!("payments_total", "outcome" => "refunded").increment(1);
-    let refunded = Refunded { hold: &hold.token, user, payment, amount_cents: record.amount_cents, charge, reason };
+    // One refunded payment per charge, whoever refunds it (this route, a
+    // twin request, the charge reconciler): its id is the charge's.
+    let payment = format!("pay_{charge}");
+    let refunded = Refunded { hold: &hold.token, user, payment: &payment, amount_cents: record.amount_cents, charge, reason };
     announce_refund(&svc.redis, keys, &refunded).await.map_err(Problem::from)
 }
 
