@@ -42,6 +42,9 @@ pub trait PaymentGateway: Send + Sync + 'static {
     /// Refunds a captured charge in full; returns the provider's refund id.
     /// Refunding twice is harmless.
     fn refund(&self, charge_id: &str) -> impl Future<Output = Result<String, GatewayError>> + Send;
+    /// The charge captured under `idempotency_key`, if any, without
+    /// charging (Stripe: a search on the metadata the charge carries).
+    fn find_charge(&self, idempotency_key: &str) -> impl Future<Output = Result<Option<String>, GatewayError>> + Send;
     /// Every charge captured at or after `since_ms` (Unix milliseconds),
     /// refunded or not: what the charge reconciler walks.
     fn charges_since(&self, since_ms: i64) -> impl Future<Output = Result<Vec<ProviderCharge>, GatewayError>> + Send;
@@ -152,6 +155,14 @@ impl PaymentGateway for MockGateway {
         }
     }
 
+    async fn find_charge(&self, idempotency_key: &str) -> Result<Option<String>, GatewayError> {
+        if let Some(files) = &self.files {
+            return Ok(files.find(idempotency_key));
+        }
+        let ledger = self.ledger.lock().map_err(|_| GatewayError::Unavailable("ledger poisoned".into()))?;
+        Ok(ledger.by_key.get(idempotency_key).cloned())
+    }
+
     async fn charges_since(&self, since_ms: i64) -> Result<Vec<ProviderCharge>, GatewayError> {
         let mut all = self.charges();
         all.retain(|c| c.created_ms >= since_ms);
@@ -205,6 +216,15 @@ impl FileLedger {
         };
         let _ = std::fs::remove_file(&tmp);
         result
+    }
+
+    /// The charge id filed under `key`, if any.
+    fn find(&self, key: &str) -> Option<String> {
+        if key.is_empty() || key.contains('/') || key.starts_with('.') {
+            return None;
+        }
+        let text = std::fs::read_to_string(self.dir.join("charges").join(key)).ok()?;
+        text.split_whitespace().next().map(str::to_owned)
     }
 
     fn refund(&self, charge_id: &str) -> Result<String, GatewayError> {
@@ -277,6 +297,9 @@ mod tests {
         assert_eq!(charges.len(), 2);
         assert!(charges[0].refunded && !charges[1].refunded);
         assert_eq!(charges[0].amount_cents, 500);
+        assert_eq!(b.find_charge("1-x:7:k").await.expect("find"), Some(first.clone()));
+        assert_eq!(b.find_charge("1-x:7:never").await.expect("find"), None);
+        assert_eq!(b.find_charge("../x").await.expect("find"), None);
         assert_eq!((charges[0].hold.as_str(), charges[0].user.as_str()), ("1-x", "7"));
         assert!(charges[0].created_ms > 0);
         assert_eq!(a.charges_since(charges[0].created_ms.max(charges[1].created_ms) + 1).await.expect("list"), Vec::new());

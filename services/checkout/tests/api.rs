@@ -434,3 +434,35 @@ async fn the_reconciler_never_refunds_a_charge_postgres_has_as_captured() {
     assert_eq!((pass.kept, pass.refunded), (1, 0), "{pass:?}");
     assert!(!refunded(&app, &charge));
 }
+
+/// A request charged and confirmed, then its process died before it could
+/// store its answer; its claim on the key lapsed. The customer's retry with
+/// the same key finds the hold paid with the charge the provider holds under
+/// that key: it answers 201 with that order, charges nothing and refunds
+/// nothing. Another key for the paid hold is a 409 that charges nothing.
+#[tokio::test]
+async fn a_retry_after_a_crash_mid_payment_answers_with_the_order_it_made() {
+    let app = App::new(0, 60_000, 4).await;
+    let hold = app.hold(3, json!({"seats": [seat(5, 2)]})).await;
+    let id = HoldId::parse(&hold).expect("hold id");
+    let charge = stranded_charge(&app, 3, &hold, &format!("{hold}:3:crash-1")).await;
+    let mut conn = app.redis.clone();
+    let pay = Payment { order: "fedcba9876543210fedcba9876543210", payment: "pay_dead", charge: &charge, method: "pm_card_visa" };
+    let out = confirm(&mut conn, &Scripts::load(), &app.keys, &id.token, "3", &pay).await.expect("confirm");
+    assert!(matches!(out, stampede_inventory::ConfirmOutcome::Confirmed { .. }), "{out:?}");
+
+    let retry = app.pay(3, &hold, Some("crash-1"), "pm_card_visa").await;
+    assert_eq!(retry.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&retry.body));
+    let body = retry.json();
+    assert_eq!(body["order"]["id"], format!("1-{}", pay.order));
+    assert_eq!(body["payment"]["id"], "pay_dead");
+    assert_eq!(body["order"]["seats"], json!([seat(5, 2)]));
+    let again = app.pay(3, &hold, Some("crash-1"), "pm_card_visa").await;
+    assert_eq!(again.json(), body, "replayed");
+    problem(&app.pay(3, &hold, Some("crash-2"), "pm_card_visa").await, 409, "already_paid");
+    assert_eq!(app.gateway.charges().len(), 1, "one charge, none for the other key");
+    assert!(!refunded(&app, &charge));
+    assert!(!app.stream_types().await.contains(&"payment.refunded".to_owned()));
+    let orders = app.get(app.checkout, 3, "/api/orders").await;
+    assert_eq!(orders.json()["orders"][0]["id"], format!("1-{}", pay.order));
+}

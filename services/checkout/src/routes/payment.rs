@@ -115,12 +115,19 @@ async fn attempt<G: PaymentGateway>(
     key: &str,
     method: &str,
 ) -> Result<Answer, Problem> {
+    let provider_key = format!("{}:{user}:{key}", hold.public());
     match record.status_at(now_ms()) {
-        "confirmed" => return Ok(final_problem(StatusCode::CONFLICT, "already_paid", "this hold has already been paid for")),
+        "confirmed" => {
+            // A retry of a request that confirmed and died before it could
+            // store its answer: the order it made, if it is this key's.
+            if let Some(answer) = own_order(svc, user, hold, keys, record, &provider_key).await? {
+                return Ok(answer);
+            }
+            return Ok(final_problem(StatusCode::CONFLICT, "already_paid", "this hold has already been paid for"));
+        }
         "held" => {}
         _ => return Ok(final_problem(StatusCode::GONE, "hold_expired", "this hold has expired; hold the seats again")),
     }
-    let provider_key = format!("{}:{user}:{key}", hold.public());
     let public = hold.public();
     let description = format!("hold {public}");
     let charge = svc
@@ -188,27 +195,7 @@ async fn attempt<G: PaymentGateway>(
     match outcome {
         ConfirmOutcome::Confirmed { created_ms } => {
             counter!("payments_total", "outcome" => "captured").increment(1);
-            let order_id = HoldId { event: hold.event, token: order }.public();
-            let _: Result<(), _> = conn.zadd(user_orders_key(&svc.prefix, user), &order_id, created_ms).await;
-            let order_json = json!({
-                "id": order_id,
-                "event_id": hold.event.to_string(),
-                "hold_id": hold.public(),
-                "seats": record.seats,
-                "section_id": record.section.map(|s| s.to_string()),
-                "quantity": record.quantity,
-                "amount_cents": record.amount_cents,
-                "status": "confirmed",
-                "created_at": rfc3339_ms(created_ms),
-                "payment": {"id": payment, "amount_cents": record.amount_cents, "status": "captured"},
-            });
-            Ok(Answer::Final(
-                StatusCode::CREATED,
-                json!({
-                    "order": order_json,
-                    "payment": {"id": payment, "amount_cents": record.amount_cents, "status": "captured", "method": method},
-                }),
-            ))
+            Ok(order_answer(svc, user, hold, record, &order, &payment, method, created_ms).await)
         }
         ConfirmOutcome::AlreadyConfirmed(_) => {
             refund(svc, keys, hold, user, record, &charge, "already_paid").await?;
@@ -221,6 +208,68 @@ async fn attempt<G: PaymentGateway>(
         ConfirmOutcome::NotFound => {
             refund(svc, keys, hold, user, record, &charge, "hold_missing").await?;
             Ok(final_problem(StatusCode::NOT_FOUND, "not_found", "no such hold; the charge was refunded"))
+        }
+    }
+}
+
+/// The 201 of a paid hold: its order and payment. Also lists the order
+/// among the user's (idempotent).
+#[allow(clippy::too_many_arguments)]
+async fn order_answer<G: PaymentGateway>(
+    svc: &CheckoutService<G>,
+    user: &str,
+    hold: &HoldId,
+    record: &HoldRecord,
+    order: &str,
+    payment: &str,
+    method: &str,
+    created_ms: i64,
+) -> Answer {
+    let order_id = HoldId { event: hold.event, token: order.to_owned() }.public();
+    let mut conn = svc.redis.clone();
+    let _: Result<(), _> = conn.zadd(user_orders_key(&svc.prefix, user), &order_id, created_ms).await;
+    let order_json = json!({
+        "id": order_id,
+        "event_id": hold.event.to_string(),
+        "hold_id": hold.public(),
+        "seats": record.seats,
+        "section_id": record.section.map(|s| s.to_string()),
+        "quantity": record.quantity,
+        "amount_cents": record.amount_cents,
+        "status": "confirmed",
+        "created_at": rfc3339_ms(created_ms),
+        "payment": {"id": payment, "amount_cents": record.amount_cents, "status": "captured"},
+    });
+    Answer::Final(
+        StatusCode::CREATED,
+        json!({
+            "order": order_json,
+            "payment": {"id": payment, "amount_cents": record.amount_cents, "status": "captured", "method": method},
+        }),
+    )
+}
+
+/// The answer for a paid hold whose order was paid with the charge the
+/// provider holds under this request's key: that order, as a 201.
+async fn own_order<G: PaymentGateway>(
+    svc: &CheckoutService<G>,
+    user: &str,
+    hold: &HoldId,
+    keys: &EventKeys,
+    record: &HoldRecord,
+    provider_key: &str,
+) -> Result<Option<Answer>, Problem> {
+    let Some(order) = record.order.as_deref() else { return Ok(None) };
+    let mut conn = svc.redis.clone();
+    let Some(rec) = read_order(&mut conn, keys, order).await? else { return Ok(None) };
+    match svc.gateway.find_charge(provider_key).await {
+        Ok(Some(charge)) if charge == rec.charge => {
+            Ok(Some(order_answer(svc, user, hold, record, order, &rec.payment, &rec.method, rec.created_ms).await))
+        }
+        Ok(_) => Ok(None),
+        Err(e) => {
+            tracing::warn!(error = %e, "payment provider unavailable");
+            Err(Problem::unavailable("the payment provider is unavailable; retry shortly"))
         }
     }
 }
