@@ -180,10 +180,10 @@ async fn admitted(user: &mut GooseUser, event: &Value) -> Result<bool, Box<Trans
 
 /// A hold refused for want of a pass: back to the line.
 fn lost_pass(user: &mut GooseUser, problem: &Value) {
-    if problem["code"] == "queue_pass_required" {
-        if let Some(b) = user.get_session_data_mut::<Buyer>() {
-            b.pass = None;
-        }
+    if problem["code"] == "queue_pass_required"
+        && let Some(b) = user.get_session_data_mut::<Buyer>()
+    {
+        b.pass = None;
     }
 }
 

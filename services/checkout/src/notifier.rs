@@ -216,8 +216,6 @@ fn render(to: &str, order: &str, event: &EventInfo, seats: &[&str], qty: i64, am
     )
 }
 
-/// The notifier's HTTP face: health, readiness and metrics only.
-
 #[cfg(test)]
 mod tests {
     use super::*;

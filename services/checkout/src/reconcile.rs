@@ -33,6 +33,7 @@
 //! refunded payment in Postgres.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -92,7 +93,7 @@ pub struct ChargeReconciler<G: PaymentGateway> {
     grace_ms: i64,
     every: Duration,
     /// Charges created before this are all decided (kept or refunded).
-    watermark: std::sync::Mutex<i64>,
+    watermark: AtomicI64,
 }
 
 impl<G: PaymentGateway> ChargeReconciler<G> {
@@ -111,7 +112,7 @@ impl<G: PaymentGateway> ChargeReconciler<G> {
             prefix: config.redis_prefix.clone(),
             grace_ms: config.charge_grace_seconds * 1000,
             every: Duration::from_secs(config.charge_reconcile_seconds),
-            watermark: std::sync::Mutex::new(now_ms() - LOOKBACK_MS),
+            watermark: AtomicI64::new(now_ms() - LOOKBACK_MS),
         }
     }
 
@@ -132,7 +133,7 @@ impl<G: PaymentGateway> ChargeReconciler<G> {
     pub async fn pass(&self) -> anyhow::Result<Pass> {
         let now = now_ms();
         let redis_now = redis_now(&self.redis).await.context("reading Redis's clock")?;
-        let since = *self.watermark.lock().map_err(|_| anyhow::anyhow!("watermark poisoned"))?;
+        let since = self.watermark.load(Ordering::Relaxed);
         let charges = self.gateway.charges_since(since).await.context("listing the provider's charges")?;
         let cutoff = now - self.grace_ms;
         // The oldest charge not decided for good: the next pass starts there.
@@ -172,9 +173,7 @@ impl<G: PaymentGateway> ChargeReconciler<G> {
                 }
             }
         }
-        if let Ok(mut w) = self.watermark.lock() {
-            *w = (*w).max(open);
-        }
+        self.watermark.fetch_max(open, Ordering::Relaxed);
         counter!("charge_reconcile_passes_total").increment(1);
         gauge!("charges_awaiting_hold").set(pass.waiting as f64);
         Ok(pass)

@@ -115,7 +115,8 @@ async fn attempt<G: PaymentGateway>(
     key: &str,
     method: &str,
 ) -> Result<Answer, Problem> {
-    let provider_key = format!("{}:{user}:{key}", hold.public());
+    let public = hold.public();
+    let provider_key = format!("{public}:{user}:{key}");
     match record.status_at(now_ms()) {
         "confirmed" => {
             // A retry of a request that confirmed and died before it could
@@ -128,7 +129,6 @@ async fn attempt<G: PaymentGateway>(
         "held" => {}
         _ => return Ok(final_problem(StatusCode::GONE, "hold_expired", "this hold has expired; hold the seats again")),
     }
-    let public = hold.public();
     let description = format!("hold {public}");
     let charge = svc
         .gateway
