@@ -3,30 +3,30 @@
 -- order.confirmed + payment.captured are appended, atomically. Runs after
 -- the payment provider captured the charge; any answer but 'ok' means the
 -- caller must refund that charge.
--- KEYS: 1 hold, 2 avail, 3 users, 4 deadlines, 5 stream, 6 timer, 7 order,
+-- KEYS: 1 holds, 2 avail, 3 users, 4 deadlines, 5 stream, 6 ended, 7 order,
 --       8.. the seat hash of each of the hold's seats (in the order of its
 --       `seats` field), or the section's ga zset for general admission.
 -- ARGV: 1 hold id, 2 user, 3 order id, 4 payment id, 5 provider charge id,
---       6 payment method, 7 retention ms of the finished hold record,
---       8 retention ms of the order record (Postgres keeps it for good).
+--       6 payment method, 7 retention ms of the order record (Postgres
+--       keeps it for good).
 -- Returns {'ok', created_ms} | {'confirmed', order} (already paid) |
 -- {'gone', status} (released or expired) | {'not_found'}; an error reply
 -- for keys or arguments out of shape.
 local hold, user, order, payment, charge = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local base = is_id(hold) and key_base(KEYS[1], 'h:' .. hold)
-if not base or #ARGV ~= 8 or not is_id(user) or not is_id(order) or not is_id(payment) or not is_id(charge)
-  or not is_id(ARGV[6]) or not is_int(ARGV[7], 1) or not is_int(ARGV[8], 1)
-  or not keys_are(base, 2, { 'avail', 'users', 'deadlines', 'stream', 't:' .. hold, 'o:' .. order }) then
+local base = key_base(KEYS[1], 'holds')
+if not base or #ARGV ~= 7 or not is_id(hold) or not is_id(user) or not is_id(order) or not is_id(payment)
+  or not is_id(charge) or not is_id(ARGV[6]) or not is_int(ARGV[7], 1)
+  or not keys_are(KEYS, base, 2, { 'avail', 'users', 'deadlines', 'stream', 'ended', 'o:' .. order }) then
   return shape_error('confirm')
 end
-local h = redis.call('HMGET', KEYS[1], 'user', 'status', 'seats', 'section', 'qty', 'exp', 'amount', 'order')
-if not h[1] or h[1] ~= user then return { 'not_found' } end
-local status, seats, section, qty, exp, amount = h[2], h[3], h[4], tonumber(h[5]), tonumber(h[6]), h[7]
-if status == 'confirmed' then return { 'confirmed', h[8] } end
-if status ~= 'held' then return { 'gone', status } end
+local h = load_hold(redis.call('HGET', KEYS[1], hold))
+if not h or h.user ~= user then return { 'not_found' } end
+if h.status == 'confirmed' then return { 'confirmed', h.order } end
+if h.status ~= 'held' then return { 'gone', h.status } end
 local now = now_ms()
-if exp <= now then return { 'gone', 'expired' } end
-if not seat_keys_are(base, 8, seats, section) then return shape_error('confirm') end
+if tonumber(h.exp) <= now then return { 'gone', 'expired' } end
+if not seat_keys_are(KEYS, base, 8, h.seats, h.section) then return shape_error('confirm') end
+local seats, section, qty, amount = h.seats, h.section, tonumber(h.qty), h.amount
 
 if section ~= '' then
   -- A live hold's member is always there: only lapsed members are reclaimed.
@@ -34,10 +34,11 @@ if section ~= '' then
   redis.call('HINCRBY', KEYS[2], 'sold:' .. section, qty)
 else
   local i = 0
+  local mine = 'h' .. h.exp .. ':' .. hold
   -- Never sell a seat this hold does not own (a live hold owns every seat it lists).
   for id in string.gmatch(seats, '[^,]+') do
     i = i + 1
-    if redis.call('HGET', KEYS[7 + i], string.match(id, '^%d+:(.+)$')) ~= 'h' .. h[6] .. ':' .. hold then
+    if redis.call('HGET', KEYS[7 + i], string.match(id, '^%d+:(.+)$')) ~= mine then
       return { 'gone', 'expired' }
     end
   end
@@ -54,14 +55,14 @@ end
 
 local sold, _, kept = load_user(redis.call('HGET', KEYS[3], user), now)
 save_user(KEYS[3], user, sold + qty, without(kept, hold))
-redis.call('HSET', KEYS[1], 'status', 'confirmed', 'order', order, 'payment', payment, 'ended', fmt(now))
-redis.call('PEXPIRE', KEYS[1], ARGV[7])
-redis.call('DEL', KEYS[6])
+h.status, h.order, h.payment = 'confirmed', order, payment
+redis.call('HSET', KEYS[1], hold, save_hold(h))
+redis.call('ZADD', KEYS[6], now, hold)
 redis.call('ZREM', KEYS[4], hold)
 redis.call('HSET', KEYS[7], 'user', user, 'hold', hold, 'seats', seats, 'section', section, 'qty', qty,
   'amount', amount, 'status', 'confirmed', 'payment', payment, 'charge', charge, 'method', ARGV[6],
   'created', fmt(now))
-redis.call('PEXPIRE', KEYS[7], ARGV[8])
+redis.call('PEXPIRE', KEYS[7], ARGV[7])
 redis.call('XADD', KEYS[5], '*', 'type', 'order.confirmed', 'order', order, 'hold', hold, 'user', user,
   'seats', seats, 'section', section, 'qty', qty, 'amount', amount, 'payment', payment, 'at', fmt(now))
 redis.call('XADD', KEYS[5], '*', 'type', 'payment.captured', 'payment', payment, 'order', order, 'hold', hold,

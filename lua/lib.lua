@@ -1,4 +1,5 @@
--- Shared helpers, prepended to every script at load time.
+-- Shared helpers: the head of the `stampede` Redis Functions library,
+-- compiled once when the library is loaded (FUNCTION LOAD), not on every call.
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -82,7 +83,7 @@ local function key_base(key, suffix)
 end
 
 -- KEYS[first], KEYS[first + 1], ... are base .. each suffix.
-local function keys_are(base, first, suffixes)
+local function keys_are(KEYS, base, first, suffixes)
   for i, s in ipairs(suffixes) do
     if KEYS[first + i - 1] ~= base .. s then return false end
   end
@@ -91,7 +92,7 @@ end
 
 -- The seat keys KEYS[first..] of a hold's comma list of seats, or its
 -- general-admission section's set: exactly these, nothing more.
-local function seat_keys_are(base, first, seats, section)
+local function seat_keys_are(KEYS, base, first, seats, section)
   if section ~= '' then
     return #KEYS == first and KEYS[first] == base .. 'ga:' .. section
   end
@@ -105,4 +106,35 @@ end
 
 local function shape_error(script)
   return redis.error_reply('ERR ' .. script .. ': keys or arguments out of shape')
+end
+
+-- A hold's record: one field of the event's `holds` hash, keyed by the hold
+-- id, "status|user|exp|qty|amount|section|seats|order|payment|idem".
+local function load_hold(r)
+  if not r then return nil end
+  local status, user, exp, qty, amount, section, seats, order, payment, idem =
+    string.match(r, '^(%a+)|([^|]*)|(%d+)|(%d+)|(%d+)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
+  if not status then return nil end
+  return { status = status, user = user, exp = exp, qty = qty, amount = amount, section = section,
+    seats = seats, order = order, payment = payment, idem = idem }
+end
+
+local function save_hold(h)
+  return table.concat({ h.status, h.user, h.exp, h.qty, h.amount, h.section, h.seats, h.order, h.payment, h.idem }, '|')
+end
+
+-- Expiry timers: one key per event per BUCKET_MS of deadlines, not one per
+-- hold. `t:<b>` expires at b * BUCKET_MS, the end of the bucket that holds
+-- every deadline in ((b - 1) * BUCKET_MS, b * BUCKET_MS]; its keyspace
+-- `expired` notification prompts the expiry worker to release them.
+local BUCKET_MS = 250
+
+local function arm_timer(base, exp, now)
+  local b = math.ceil(exp / BUCKET_MS)
+  redis.call('SET', base .. 't:' .. b, '1', 'PX', b * BUCKET_MS - now, 'NX')
+end
+
+-- An idempotency key as a field of the event's `idem` hash: "<user>:<key>".
+local function is_idem(s)
+  return type(s) == 'string' and #s <= 128 and string.find(s, '^[%w_.:-]*$') ~= nil
 end

@@ -14,7 +14,7 @@ local op, user = ARGV[1], ARGV[2]
 local base = key_base(KEYS[1], 'meta')
 if not base or #KEYS ~= 5 or #ARGV ~= 5 or (op ~= 'join' and op ~= 'status') or not is_id(user)
   or not is_id(ARGV[3]) or not is_int(ARGV[4], 0) or not is_int(ARGV[5], 0)
-  or not keys_are(base, 2, { 'queue', 'queue:users', 'queue:seq', 'queue:admitted' }) then
+  or not keys_are(KEYS, base, 2, { 'queue', 'queue:users', 'queue:seq', 'queue:admitted' }) then
   return shape_error('queue')
 end
 local meta = redis.call('HMGET', KEYS[1], 'status', 'sale_ms', 'wr')

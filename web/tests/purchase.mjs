@@ -177,7 +177,7 @@ async function main() {
     const holdPage = tid('hold-page');
     await holdPage.waitFor();
     const holdId = await holdPage.getAttribute('data-hold-id');
-    assert.match(holdId, /^\d+-[0-9a-f]{32}$/);
+    assert.match(holdId, /^\d+-[0-9a-f]{16}$/);
     assert.equal(await page.evaluate(() => localStorage.getItem('stampede.currentHold')), holdId);
     assert.equal(await tid('hold-status').textContent(), 'held');
     const seatsText = await tid('hold-seats').textContent();

@@ -43,7 +43,7 @@ use stampede_common::Config;
 use stampede_common::clock::now_ms;
 use stampede_common::http;
 use stampede_common::store::Redis;
-use stampede_inventory::{EventKeys, FINISHED_RETENTION_MS, HoldId, read_hold, read_order};
+use stampede_inventory::{EventKeys, HoldId, read_hold, read_order};
 use tokio::sync::watch;
 
 use crate::gateway::{PaymentGateway, ProviderCharge};
@@ -54,9 +54,9 @@ use crate::routes::payment::{Refunded, announce_refund, refund_at_provider};
 /// its charge is refunded.
 const CLOCK_MARGIN_MS: i64 = 1_000;
 
-/// How far back the reconciler looks: well inside the time Redis keeps a
-/// finished hold's record.
-const LOOKBACK_MS: i64 = FINISHED_RETENTION_MS / 2;
+/// How far back the reconciler looks. A hold Redis has already forgotten
+/// (finished and persisted) is looked up in Postgres.
+const LOOKBACK_MS: i64 = 12 * 3600 * 1000;
 
 /// What became of one charge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

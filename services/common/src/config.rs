@@ -126,6 +126,10 @@ pub struct Config {
     pub charge_reconcile_seconds: u64,
     pub mail_dir: String,
     pub expiry_sweep_ms: u64,
+    /// How long a finished hold (released, expired, paid) stays in Redis at
+    /// least; the expiry worker drops it after that, once the persister has
+    /// committed it to Postgres.
+    pub finished_hold_retention_ms: i64,
     pub persister_batch: usize,
     pub persister_claim_idle_ms: u64,
     pub persister_max_deliveries: u64,
@@ -189,6 +193,7 @@ impl Config {
             charge_reconcile_seconds: env.ranged_or("STAMPEDE_CHARGE_RECONCILE_SECONDS", 60, 1, 86_400)?,
             mail_dir: env.string_or("STAMPEDE_MAIL_DIR", ".run/mail"),
             expiry_sweep_ms: env.ranged_or("STAMPEDE_EXPIRY_SWEEP_MS", 1000, 10, 600_000)?,
+            finished_hold_retention_ms: env.ranged_or("STAMPEDE_FINISHED_HOLD_RETENTION_SECONDS", 600, 0, 30 * 86_400)? * 1000,
             persister_batch: env.ranged_or("STAMPEDE_PERSISTER_BATCH", 500, 1, 10_000)?,
             persister_claim_idle_ms: env.ranged_or("STAMPEDE_PERSISTER_CLAIM_IDLE_MS", 30_000, 100, 3_600_000)?,
             persister_max_deliveries: env.ranged_or("STAMPEDE_PERSISTER_MAX_DELIVERIES", 5, 1, 1000)?,

@@ -37,11 +37,17 @@ impl EventKeys {
     pub fn users(&self) -> String {
         self.k("users")
     }
-    pub fn hold(&self, hold: &str) -> String {
-        self.k(&format!("h:{hold}"))
+    /// Every hold's record, one field per hold id (see `lua/lib.lua`).
+    pub fn holds(&self) -> String {
+        self.k("holds")
     }
-    pub fn timer(&self, hold: &str) -> String {
-        self.k(&format!("t:{hold}"))
+    /// Finished holds by end time, until they are forgotten.
+    pub fn ended(&self) -> String {
+        self.k("ended")
+    }
+    /// The expiry timer of the holds whose deadline falls in `bucket`.
+    pub fn timer(&self, bucket: i64) -> String {
+        self.k(&format!("t:{bucket}"))
     }
     pub fn deadlines(&self) -> String {
         self.k("deadlines")
@@ -49,8 +55,9 @@ impl EventKeys {
     pub fn stream(&self) -> String {
         self.k("stream")
     }
-    pub fn idem(&self, user: &str, key: &str) -> String {
-        self.k(&format!("idem:{user}:{key}"))
+    /// Hold idempotency keys: `<user>:<key>` → hold id.
+    pub fn idem(&self) -> String {
+        self.k("idem")
     }
     pub fn order(&self, order: &str) -> String {
         self.k(&format!("o:{order}"))
@@ -81,16 +88,26 @@ pub fn events_set(prefix: &str) -> String {
     format!("{prefix}:events")
 }
 
-/// The parts of a timer key, `<p>:{ev:E}:t:<hold>` → `(E, hold)`, as the
-/// expiry worker receives it from a keyspace notification.
-pub fn parse_timer_key<'a>(prefix: &str, key: &'a str) -> Option<(i64, &'a str)> {
+/// How many milliseconds of deadlines one expiry timer covers (`BUCKET_MS`
+/// in `lua/lib.lua`).
+pub const TIMER_BUCKET_MS: i64 = 250;
+
+/// The parts of a timer key, `<p>:{ev:E}:t:<bucket>` → `(E, bucket)`, as
+/// the expiry worker receives it from a keyspace notification. Every hold
+/// of event E with a deadline at or before `bucket * TIMER_BUCKET_MS` has lapsed
+/// when it fires.
+pub fn parse_timer_key(prefix: &str, key: &str) -> Option<(i64, i64)> {
     let rest = key.strip_prefix(prefix)?.strip_prefix(":{ev:")?;
     let (event, rest) = rest.split_once("}:t:")?;
-    Some((event.parse().ok()?, rest))
+    Some((event.parse().ok()?, rest.parse().ok()?))
 }
 
-/// A public hold id: `<event>-<32 hex>`. The event part routes the request
-/// to the event's keys with no lookup; the random part makes it unguessable.
+/// A public hold id: `<event>-<16 hex>`. The event part routes the request
+/// to the event's keys with no lookup; the random part (64 bits) makes it
+/// unguessable, and every read and write of a hold checks its owner too.
+/// The token is stored four or five times per hold (record, seat, deadline,
+/// user entry, stream), so it is kept short. Ids of 32 hex (issued before)
+/// still parse.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HoldId {
     pub event: i64,
@@ -99,14 +116,14 @@ pub struct HoldId {
 
 impl HoldId {
     pub fn generate(event: i64) -> Self {
-        Self { event, token: random_hex(16) }
+        Self { event, token: random_hex(8) }
     }
 
     /// Parses a public id; anything malformed is `None` (a 404 to clients).
     pub fn parse(s: &str) -> Option<Self> {
         let (event, token) = s.split_once('-')?;
         let event: i64 = event.parse().ok()?;
-        if event <= 0 || token.len() != 32 || !is_token(token, 32) {
+        if event <= 0 || !(token.len() == 16 || token.len() == 32) || !is_token(token, 32) {
             return None;
         }
         Some(Self { event, token: token.to_owned() })
@@ -124,18 +141,21 @@ mod tests {
     #[test]
     fn keys_share_the_hash_tag() {
         let k = EventKeys::new("st", 42);
-        for key in [k.meta(), k.seats(7), k.hold("ab"), k.stream(), k.idem("1", "x"), k.queue(), k.queue_users(), k.queue_seq(), k.queue_admitted()] {
+        for key in [k.meta(), k.seats(7), k.holds(), k.ended(), k.stream(), k.idem(), k.queue(), k.queue_users(), k.queue_seq(), k.queue_admitted()] {
             assert!(key.starts_with("st:{ev:42}:"), "{key}");
         }
-        assert_eq!(parse_timer_key("st", &k.timer("abc")), Some((42, "abc")));
-        assert_eq!(parse_timer_key("st", "st:{ev:42}:h:abc"), None);
-        assert_eq!(parse_timer_key("other", &k.timer("abc")), None);
+        assert_eq!(parse_timer_key("st", &k.timer(7_000_123)), Some((42, 7_000_123)));
+        assert_eq!(parse_timer_key("st", "st:{ev:42}:t:abc"), None);
+        assert_eq!(parse_timer_key("st", "st:{ev:42}:holds"), None);
+        assert_eq!(parse_timer_key("other", &k.timer(1)), None);
     }
 
     #[test]
     fn hold_ids_round_trip_and_reject_junk() {
         let id = HoldId::generate(9);
+        assert_eq!(id.token.len(), 16);
         assert_eq!(HoldId::parse(&id.public()), Some(id));
+        assert!(HoldId::parse("9-0123456789abcdef0123456789abcdef").is_some(), "an id of the old length");
         for bad in ["", "9", "9-", "x-0123456789abcdef0123456789abcdef", "9-../../etc", "-1-0123456789abcdef0123456789abcdef"] {
             assert_eq!(HoldId::parse(bad), None, "{bad}");
         }

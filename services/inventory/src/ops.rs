@@ -6,7 +6,7 @@ use redis::{AsyncCommands, RedisResult, Value};
 use stampede_common::store::Redis;
 
 use crate::keys::{EventKeys, events_set};
-use crate::scripts::Scripts;
+use crate::scripts::{Function, Invocation, Scripts};
 
 /// A section as the scripts see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -247,30 +247,31 @@ fn hold_outcome(reply: Vec<Value>) -> HoldOutcome {
 }
 
 /// A hold request's identity: who, which new hold id, the optional
-/// idempotency key (with its lifetime), and whether the caller presented a
-/// valid waiting-room pass for this event (checked by the caller; the
-/// scripts refuse a waiting-room event without one and ignore it otherwise).
+/// idempotency key, and whether the caller presented a valid waiting-room
+/// pass for this event (checked by the caller; the scripts refuse a
+/// waiting-room event without one and ignore it otherwise). An
+/// idempotency key answers with its hold for as long as Redis keeps that
+/// hold's record (see [`forget`]).
 pub struct HoldRequest<'a> {
     pub user: &'a str,
     pub hold: &'a str,
-    pub idempotency: Option<(&'a str, i64)>,
+    pub idempotency: Option<&'a str>,
     pub queue_pass: bool,
 }
 
 impl HoldRequest<'_> {
-    fn invocation<'s>(&self, script: &'s redis::Script, keys: &EventKeys) -> redis::ScriptInvocation<'s> {
-        let mut inv = script.key(keys.meta());
+    fn invocation<'s>(&self, function: &'s Function, keys: &EventKeys) -> Invocation<'s> {
+        let mut inv = function.key(keys.meta());
         inv.key(keys.avail())
             .key(keys.users())
             .key(keys.deadlines())
             .key(keys.stream())
-            .key(keys.hold(self.hold))
-            .key(keys.timer(self.hold));
-        match self.idempotency {
-            Some((k, ttl)) => inv.key(keys.idem(self.user, k)).arg(self.user).arg(self.hold).arg(1).arg(ttl),
-            None => inv.key(keys.idem(self.user, "-")).arg(self.user).arg(self.hold).arg(0).arg(0),
-        };
-        inv.arg(if self.queue_pass { 1 } else { 0 });
+            .key(keys.holds())
+            .key(keys.idem())
+            .arg(self.user)
+            .arg(self.hold)
+            .arg(self.idempotency.unwrap_or(""))
+            .arg(if self.queue_pass { 1 } else { 0 });
         inv
     }
 }
@@ -306,7 +307,6 @@ pub struct HoldRecord {
     pub quantity: i64,
     pub amount_cents: i64,
     pub expires_ms: i64,
-    pub created_ms: i64,
     pub order: Option<String>,
 }
 
@@ -317,24 +317,37 @@ impl HoldRecord {
     }
 }
 
-/// Reads a hold, or `None` if Redis does not have it.
+impl HoldRecord {
+    /// Parses a record of the `holds` hash:
+    /// `status|user|exp|qty|amount|section|seats|order|payment|idem`.
+    pub fn parse(record: &str) -> Option<Self> {
+        let mut f = record.splitn(10, '|');
+        let status = f.next()?;
+        let user = f.next()?;
+        let expires_ms = f.next()?.parse().ok()?;
+        let quantity = f.next()?.parse().ok()?;
+        let amount_cents = f.next()?.parse().ok()?;
+        let section = f.next()?;
+        let seats = f.next()?;
+        let order = f.next()?;
+        Some(HoldRecord {
+            user: user.to_owned(),
+            status: status.to_owned(),
+            seats: if seats.is_empty() { Vec::new() } else { seats.split(',').map(str::to_owned).collect() },
+            section: section.parse().ok(),
+            quantity,
+            amount_cents,
+            expires_ms,
+            order: (!order.is_empty()).then(|| order.to_owned()),
+        })
+    }
+}
+
+/// Reads a hold, or `None` if Redis does not have it (never had it, or
+/// has forgotten it since Postgres has it).
 pub async fn read_hold(conn: &mut Redis, keys: &EventKeys, hold: &str) -> RedisResult<Option<HoldRecord>> {
-    let map: HashMap<String, String> = conn.hgetall(keys.hold(hold)).await?;
-    let Some(user) = map.get("user") else { return Ok(None) };
-    let get = |k: &str| map.get(k).cloned().unwrap_or_default();
-    let num = |k: &str| map.get(k).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
-    let seats = get("seats");
-    Ok(Some(HoldRecord {
-        user: user.clone(),
-        status: get("status"),
-        seats: if seats.is_empty() { Vec::new() } else { seats.split(',').map(str::to_owned).collect() },
-        section: map.get("section").and_then(|s| s.parse().ok()),
-        quantity: num("qty"),
-        amount_cents: num("amount"),
-        expires_ms: num("exp"),
-        created_ms: num("created"),
-        order: map.get("order").cloned(),
-    }))
+    let record: Option<String> = conn.hget(keys.holds(), hold).await?;
+    Ok(record.as_deref().and_then(HoldRecord::parse))
 }
 
 /// Why a hold is being released.
@@ -357,9 +370,10 @@ pub enum ReleaseOutcome {
     NotFound,
 }
 
-/// How long a finished hold stays readable in Redis (the persister keeps
-/// it for good in Postgres).
-pub const FINISHED_RETENTION_MS: i64 = 24 * 3600 * 1000;
+/// How long a finished hold stays in Redis at least, by default
+/// (`STAMPEDE_FINISHED_HOLD_RETENTION_SECONDS`): Postgres keeps it for good
+/// once the persister has it, and [`forget`] drops it from Redis after both.
+pub const FINISHED_RETENTION_MS: i64 = 10 * 60 * 1000;
 
 /// How long an order stays readable in Redis.
 pub const ORDER_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -377,8 +391,8 @@ fn seat_keys(keys: &EventKeys, record: &HoldRecord) -> Vec<String> {
 /// worker); a hold of someone else is `NotFound`.
 pub async fn release(conn: &mut Redis, scripts: &Scripts, keys: &EventKeys, hold: &str, reason: Reason, requester: Option<&str>) -> RedisResult<ReleaseOutcome> {
     let Some(record) = read_hold(conn, keys, hold).await? else { return Ok(ReleaseOutcome::NotFound) };
-    let mut inv = scripts.release.key(keys.hold(hold));
-    inv.key(keys.avail()).key(keys.users()).key(keys.deadlines()).key(keys.stream()).key(keys.timer(hold));
+    let mut inv = scripts.release.key(keys.holds());
+    inv.key(keys.avail()).key(keys.users()).key(keys.deadlines()).key(keys.stream()).key(keys.ended());
     for k in seat_keys(keys, &record) {
         inv.key(k);
     }
@@ -387,8 +401,7 @@ pub async fn release(conn: &mut Redis, scripts: &Scripts, keys: &EventKeys, hold
             Reason::Released => "released",
             Reason::Expired => "expired",
         })
-        .arg(requester.unwrap_or(""))
-        .arg(FINISHED_RETENTION_MS);
+        .arg(requester.unwrap_or(""));
     let reply: Vec<Value> = inv.invoke_async(conn).await?;
     Ok(match reply.first().map(text).as_deref() {
         Some("released") => ReleaseOutcome::Released,
@@ -397,6 +410,12 @@ pub async fn release(conn: &mut Redis, scripts: &Scripts, keys: &EventKeys, hold
         Some("not_yet") => ReleaseOutcome::NotYet(int(reply.get(1))),
         _ => ReleaseOutcome::NotFound,
     })
+}
+
+/// Drops at most `limit` finished holds that ended at or before `cutoff_ms`
+/// from Redis (see `lua/forget.lua`); the number dropped.
+pub async fn forget(conn: &mut Redis, scripts: &Scripts, keys: &EventKeys, cutoff_ms: i64, limit: i64) -> RedisResult<i64> {
+    scripts.forget.key(keys.holds()).key(keys.ended()).key(keys.idem()).arg(cutoff_ms).arg(limit).invoke_async(conn).await
 }
 
 /// Holds whose deadline is at or before `now_ms`, oldest first, at most `limit`.
@@ -433,17 +452,17 @@ pub struct Payment<'a> {
 /// `Confirmed` means the caller must refund the charge.
 pub async fn confirm(conn: &mut Redis, scripts: &Scripts, keys: &EventKeys, hold: &str, user: &str, pay: &Payment<'_>) -> RedisResult<ConfirmOutcome> {
     let Some(record) = read_hold(conn, keys, hold).await? else { return Ok(ConfirmOutcome::NotFound) };
-    let mut inv = scripts.confirm.key(keys.hold(hold));
+    let mut inv = scripts.confirm.key(keys.holds());
     inv.key(keys.avail())
         .key(keys.users())
         .key(keys.deadlines())
         .key(keys.stream())
-        .key(keys.timer(hold))
+        .key(keys.ended())
         .key(keys.order(pay.order));
     for k in seat_keys(keys, &record) {
         inv.key(k);
     }
-    inv.arg(hold).arg(user).arg(pay.order).arg(pay.payment).arg(pay.charge).arg(pay.method).arg(FINISHED_RETENTION_MS).arg(ORDER_RETENTION_MS);
+    inv.arg(hold).arg(user).arg(pay.order).arg(pay.payment).arg(pay.charge).arg(pay.method).arg(ORDER_RETENTION_MS);
     let reply: Vec<Value> = inv.invoke_async(conn).await?;
     Ok(match reply.first().map(text).as_deref() {
         Some("ok") => ConfirmOutcome::Confirmed { created_ms: int(reply.get(1)) },
@@ -512,7 +531,7 @@ pub enum QueueOutcome {
     NotFound,
 }
 
-fn queue_call<'s>(scripts: &'s Scripts, keys: &EventKeys, op: &str, user: &str, ticket: &str, admission: Admission) -> redis::ScriptInvocation<'s> {
+fn queue_call<'s>(scripts: &'s Scripts, keys: &EventKeys, op: &str, user: &str, ticket: &str, admission: Admission) -> Invocation<'s> {
     let mut inv = scripts.queue.key(keys.meta());
     inv.key(keys.queue())
         .key(keys.queue_users())

@@ -33,6 +33,9 @@ use stampede_common::store::{self, Redis};
 
 use crate::keys::{EventKeys, events_set};
 
+/// The persister's consumer group: what it has acknowledged is in Postgres.
+pub const PERSISTER_GROUP: &str = "persister";
+
 /// A stream entry id, `<ms>-<seq>`, ordered as Redis orders them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StreamId {

@@ -154,12 +154,12 @@ async fn per_user_limit_counts_seats_and_places_across_holds() {
 async fn idempotency_key_returns_the_first_hold() {
     let mut fx = fixture(60_000, 0).await;
     let first = HoldId::generate(7).token;
-    let req = HoldRequest { user: "u1", hold: &first, idempotency: Some(("retry-1", 60_000)), queue_pass: false };
+    let req = HoldRequest { user: "u1", hold: &first, idempotency: Some("retry-1"), queue_pass: false };
     assert!(is_held(&hold_seats(&mut fx.conn, &fx.scripts, &fx.keys, &req, &[seat(1, 1)]).await.expect("hold")));
     let second = HoldId::generate(7).token;
-    let req = HoldRequest { user: "u1", hold: &second, idempotency: Some(("retry-1", 60_000)), queue_pass: false };
+    let req = HoldRequest { user: "u1", hold: &second, idempotency: Some("retry-1"), queue_pass: false };
     assert_eq!(hold_seats(&mut fx.conn, &fx.scripts, &fx.keys, &req, &[seat(1, 1)]).await.expect("hold"), HoldOutcome::Duplicate(first.clone()));
-    let req = HoldRequest { user: "u2", hold: &second, idempotency: Some(("retry-1", 60_000)), queue_pass: false };
+    let req = HoldRequest { user: "u2", hold: &second, idempotency: Some("retry-1"), queue_pass: false };
     assert!(matches!(hold_seats(&mut fx.conn, &fx.scripts, &fx.keys, &req, &[seat(1, 1)]).await.expect("hold"), HoldOutcome::Unavailable(_)), "keys are scoped to the user");
     assert_eq!(fx.avail().await.0, 5);
 }

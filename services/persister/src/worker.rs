@@ -34,7 +34,7 @@ use crate::ledger::{Batch, WriteError, Written};
 use crate::records::{Message, decode};
 
 /// The persister's consumer group.
-pub const GROUP: &str = "persister";
+pub const GROUP: &str = stampede_inventory::streams::PERSISTER_GROUP;
 
 /// The longest wait between two attempts at an unavailable Postgres.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);

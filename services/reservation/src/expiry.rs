@@ -3,10 +3,15 @@
 //!
 //! Correctness never depends on it: the scripts treat a lapsed hold as
 //! absent (lazy expiry). It is prompted by keyspace `expired`
-//! notifications of hold timers, which are lost while it is not
-//! subscribed, so a sweeper over each event's deadline set catches up on an
-//! interval. The release script is idempotent, so a notification and a
-//! sweep firing for one hold still append exactly one `hold.expired`.
+//! notifications of expiry timers — one key per event per 250 ms of
+//! deadlines (`t:<bucket>`), not one per hold — which are lost while it is
+//! not subscribed, so a sweeper over each event's deadline set catches up
+//! on an interval. The release script is idempotent, so a notification and
+//! a sweep firing for one hold still append exactly one `hold.expired`.
+//!
+//! The sweeper also forgets finished holds: a record that ended longer ago
+//! than the retention, and whose last stream entry the persister has
+//! committed to Postgres, leaves Redis (`lua/forget.lua`).
 
 use std::time::Duration;
 
@@ -16,12 +21,21 @@ use redis::AsyncCommands;
 use stampede_common::Config;
 use stampede_common::clock::now_ms;
 use stampede_common::store::Redis;
-use stampede_inventory::keys::parse_timer_key;
-use stampede_inventory::{EventKeys, Reason, ReleaseOutcome, Scripts, availability, published_events, read_meta, release};
+use stampede_inventory::keys::{TIMER_BUCKET_MS, parse_timer_key};
+use stampede_inventory::streams::{PERSISTER_GROUP, stream_info};
+use stampede_inventory::{EventKeys, Reason, ReleaseOutcome, Scripts, availability, forget, published_events, read_meta, release};
 use tokio::sync::watch;
 
 /// How many lapsed holds one sweep of one event releases at most.
 const SWEEP_BATCH: isize = 1000;
+
+/// How many finished holds one sweep of one event forgets at most.
+const FORGET_BATCH: i64 = 5000;
+
+/// A finished hold is forgotten only if its stream entries are this far
+/// below the first one the persister has not acknowledged (a margin for
+/// the ms between the script's clock read and its XADD).
+const PERSISTED_MARGIN_MS: i64 = 1000;
 
 pub struct ExpiryWorker {
     redis: Redis,
@@ -29,6 +43,7 @@ pub struct ExpiryWorker {
     scripts: Scripts,
     prefix: String,
     sweep_every: Duration,
+    retention_ms: i64,
 }
 
 impl ExpiryWorker {
@@ -39,6 +54,7 @@ impl ExpiryWorker {
             Unit::Seconds,
             "Time from a hold's deadline to its release by the expiry worker."
         );
+        describe_counter!("holds_forgotten_total", Unit::Count, "Finished holds dropped from Redis once Postgres had them and their retention had passed.");
         describe_gauge!("holds_active", Unit::Count, "Holds currently live (not yet released, expired or confirmed), over all events.");
         describe_gauge!("inventory_capacity_seats", Unit::Count, "Seats and places on sale, by event.");
         describe_gauge!("inventory_sold_seats", Unit::Count, "Seats and places sold, by event.");
@@ -49,6 +65,7 @@ impl ExpiryWorker {
             scripts: Scripts::load(),
             prefix: config.redis_prefix.clone(),
             sweep_every: Duration::from_millis(config.expiry_sweep_ms),
+            retention_ms: config.finished_hold_retention_ms,
         }
     }
 
@@ -88,9 +105,25 @@ impl ExpiryWorker {
             }
             active += conn.zcard::<_, i64>(keys.deadlines()).await?;
             self.export_inventory(&mut conn, &keys).await?;
+            self.forget_finished(&mut conn, &keys, now).await?;
         }
         gauge!("holds_active").set(active as f64);
         Ok(released)
+    }
+
+    /// Drops finished holds of `keys`'s event that ended before both the
+    /// retention and the persister's acknowledged position. Without a
+    /// persister group (nothing has been persisted), nothing goes.
+    pub async fn forget_finished(&self, conn: &mut Redis, keys: &EventKeys, now: i64) -> anyhow::Result<i64> {
+        let Some(info) = stream_info(conn, &keys.stream()).await? else { return Ok(0) };
+        let Some(group) = info.group(PERSISTER_GROUP) else { return Ok(0) };
+        let persisted = group.acked_below().ms as i64 - PERSISTED_MARGIN_MS;
+        let cutoff = persisted.min(now - self.retention_ms);
+        let n = forget(conn, &self.scripts, keys, cutoff, FORGET_BATCH).await?;
+        if n > 0 {
+            counter!("holds_forgotten_total").increment(n as u64);
+        }
+        Ok(n)
     }
 
     /// Per-event capacity, sold and available gauges for the on-sale dashboard.
@@ -146,14 +179,35 @@ impl ExpiryWorker {
         let mut messages = pubsub.on_message();
         while let Some(msg) = messages.next().await {
             let Ok(key) = msg.get_payload::<String>() else { continue };
-            let Some((event, hold)) = parse_timer_key(&self.prefix, &key) else { continue };
+            let Some((event, bucket)) = parse_timer_key(&self.prefix, &key) else { continue };
             let keys = EventKeys::new(&self.prefix, event);
-            // The timer fires at the deadline; the hold's own `exp` is the truth.
-            if let Err(e) = self.expire(&keys, hold, now_ms(), "notification").await {
-                tracing::warn!(error = %e, hold, "releasing an expired hold failed; the sweeper will retry");
+            if let Err(e) = self.expire_bucket(&keys, bucket * TIMER_BUCKET_MS).await {
+                tracing::warn!(error = %e, event, bucket, "releasing expired holds failed; the sweeper will retry");
             }
         }
         anyhow::bail!("notification stream ended")
+    }
+
+    /// Releases every hold of the event whose deadline is at or before
+    /// `end` (a timer bucket's end, which has passed when its timer fires).
+    async fn expire_bucket(&self, keys: &EventKeys, end: i64) -> anyhow::Result<()> {
+        let mut conn = self.redis.clone();
+        // Released holds leave the deadline set, so each round sees new
+        // ones; the bound stops a round that could not release anything.
+        for _ in 0..64 {
+            let due: Vec<(String, i64)> = conn.zrangebyscore_limit_withscores(keys.deadlines(), "-inf", end, 0, SWEEP_BATCH).await?;
+            let mut released = 0;
+            for (hold, deadline) in &due {
+                // The hold's own `exp` is the truth: one paid meanwhile is left alone.
+                if self.expire(keys, hold, *deadline, "notification").await? {
+                    released += 1;
+                }
+            }
+            if due.len() < SWEEP_BATCH as usize || released == 0 {
+                break;
+            }
+        }
+        Ok(())
     }
 }
 

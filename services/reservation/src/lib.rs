@@ -31,7 +31,6 @@ pub struct ReservationService {
     tokens: Arc<Tokens>,
     prefix: String,
     max_body: usize,
-    idempotency_ms: i64,
     passes: Passes,
     admission: Admission,
 }
@@ -52,7 +51,6 @@ impl ReservationService {
             tokens,
             prefix: config.redis_prefix.clone(),
             max_body: config.max_body_bytes,
-            idempotency_ms: config.idempotency_seconds * 1000,
             passes: Passes::new(&config.jwt),
             admission: Admission { initial: config.queue_initial_admit, per_second: config.queue_admit_per_second },
         }

@@ -136,7 +136,7 @@ async fn hold_read_and_release_own_holds_only() {
     assert_eq!(hold["quantity"], 2);
     assert_eq!(hold["amount_cents"], 2000);
     let id = hold["id"].as_str().expect("id").to_owned();
-    assert!(id.starts_with("1-") && id.len() == 34, "unguessable id: {id}");
+    assert!(id.starts_with("1-") && id.len() == 18, "unguessable id (64 random bits): {id}");
     let expires = stampede_common::clock::parse_rfc3339_ms(hold["expires_at"].as_str().expect("expires_at")).expect("rfc3339");
     assert!(expires > now_ms() + 50_000);
 

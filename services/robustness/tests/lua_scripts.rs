@@ -15,7 +15,9 @@
 //!   counter equals the sold seats (seated) — no counter below zero;
 //! - no key outside the layout (a seat hash of an unknown section, a junk key);
 //! - a live hold owns every seat (or its places) it lists, is in the
-//!   deadline set and in its user's record; a finished one is in neither;
+//!   deadline set and in its user's record; a finished one is in neither,
+//!   and is in the ended set (until forgotten); every idempotency entry
+//!   names a hold of its user, and every hold made with a key is its entry;
 //! - the waiting room: one ticket per user, each in line once at a place
 //!   of its own, admissions only of tickets in line;
 //! - the stream is the outbox: every hold has its `hold.created`, every
@@ -30,7 +32,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use redis::{Commands, Connection, Value};
-use stampede_inventory::{EventKeys, Scripts};
+use stampede_inventory::scripts::Function;
+use stampede_inventory::{EventKeys, HoldRecord, Scripts};
 
 const SEATED: i64 = 11;
 const GA: i64 = 12;
@@ -97,6 +100,10 @@ enum Action {
     QueueJoin { user: usize },
     /// Asks where a ticket stands: the user's own, or another one's.
     QueueStatus { user: usize, own: bool },
+    /// Forgets finished holds that ended up to `ago` ms before now (or
+    /// after it, when negative), as the expiry worker does once Postgres
+    /// has them.
+    Forget { ago: i64 },
     /// Lets time pass, so holds lapse (lazy expiry).
     Sleep(u64),
 }
@@ -183,7 +190,10 @@ const OTHER_KEYS: &[&str] = &[
     "deadlines",
     "stream",
     "junk",
-    "h:x",
+    "holds",
+    "ended",
+    "idem",
+    "t:1",
     "seats:11",
     "ga:12",
     "queue",
@@ -205,6 +215,7 @@ fn action() -> impl Strategy<Value = Action> {
         3 => (any::<usize>(), prop::bool::weighted(0.85)).prop_map(|(pick, owner)| Action::Confirm { pick, owner }),
         1 => (0..USERS.len()).prop_map(|user| Action::QueueJoin { user }),
         1 => (0..USERS.len(), prop::bool::weighted(0.8)).prop_map(|(user, own)| Action::QueueStatus { user, own }),
+        1 => (-1000i64..1000).prop_map(|ago| Action::Forget { ago }),
         1 => (0u64..=HOLD_MS as u64 + 100).prop_map(Action::Sleep),
     ]
 }
@@ -290,38 +301,23 @@ fn build<'s>(
     scripts: &'s Scripts,
     ev: &mut Event,
     action: &Action,
-) -> Option<(&'s redis::Script, Vec<String>, Vec<String>)> {
+) -> Option<(&'s Function, Vec<String>, Vec<String>)> {
     let k = &ev.keys;
-    let hold_keys = |hold: &str, user: &str, idem: Option<u8>| {
-        let idem_key = match idem {
-            Some(i) => k.idem(user, &format!("key{i}")),
-            None => k.idem(user, "-"),
-        };
+    let hold_keys = || {
         vec![
             k.meta(),
             k.avail(),
             k.users(),
             k.deadlines(),
             k.stream(),
-            k.hold(hold),
-            k.timer(hold),
-            idem_key,
+            k.holds(),
+            k.idem(),
         ]
     };
     let hold_args = |hold: &str, user: &str, idem: Option<u8>| {
-        let (flag, ttl) = if idem.is_some() {
-            ("1", "60000")
-        } else {
-            ("0", "0")
-        };
-        // user, hold, idempotency flag and lifetime, a valid queue pass presented
-        vec![
-            user.to_owned(),
-            hold.to_owned(),
-            flag.to_owned(),
-            ttl.to_owned(),
-            "1".to_owned(),
-        ]
+        let key = idem.map(|i| format!("key{i}")).unwrap_or_default();
+        // user, hold, idempotency key, a valid queue pass presented
+        vec![user.to_owned(), hold.to_owned(), key, "1".to_owned()]
     };
     match action {
         Action::HoldSeats {
@@ -333,7 +329,7 @@ fn build<'s>(
             let user = USERS[*user];
             let hold = token();
             ev.holds.push(hold.clone());
-            let mut keys = hold_keys(&hold, user, *idem);
+            let mut keys = hold_keys();
             let mut args = hold_args(&hold, user, *idem);
             for (i, (r, n)) in seats.iter().enumerate() {
                 let section = if i == 0 {
@@ -355,7 +351,7 @@ fn build<'s>(
             let user = USERS[*user];
             let hold = token();
             ev.holds.push(hold.clone());
-            let mut keys = hold_keys(&hold, user, *idem);
+            let mut keys = hold_keys();
             keys.push(k.ga(*section));
             let mut args = hold_args(&hold, user, *idem);
             args.push(section.to_string());
@@ -371,19 +367,19 @@ fn build<'s>(
                 Requester::Worker => String::new(),
             };
             let mut keys = vec![
-                k.hold(&hold),
+                k.holds(),
                 k.avail(),
                 k.users(),
                 k.deadlines(),
                 k.stream(),
-                k.timer(&hold),
+                k.ended(),
             ];
             keys.extend(seat_keys);
             let reason = if *expired { "expired" } else { "released" };
             Some((
                 &scripts.release,
                 keys,
-                vec![hold, reason.to_owned(), requester, "86400000".to_owned()],
+                vec![hold, reason.to_owned(), requester],
             ))
         }
         Action::Confirm { pick, owner } => {
@@ -396,12 +392,12 @@ fn build<'s>(
             };
             let order = token();
             let mut keys = vec![
-                k.hold(&hold),
+                k.holds(),
                 k.avail(),
                 k.users(),
                 k.deadlines(),
                 k.stream(),
-                k.timer(&hold),
+                k.ended(),
                 k.order(&order),
             ];
             keys.extend(seat_keys);
@@ -412,7 +408,6 @@ fn build<'s>(
                 format!("pay_{}", &token()[..24]),
                 format!("ch_{}", &token()[..24]),
                 "pm_card_visa".to_owned(),
-                "86400000".to_owned(),
                 "604800000".to_owned(),
             ];
             Some((&scripts.confirm, keys, args))
@@ -430,30 +425,31 @@ fn build<'s>(
             let args = vec!["status".to_owned(), asker.to_owned(), ticket.unwrap_or_else(token), "2".to_owned(), "1".to_owned()];
             Some((&scripts.queue, keys, args))
         }
+        Action::Forget { ago } => {
+            let keys = vec![k.holds(), k.ended(), k.idem()];
+            let args = vec![(redis_now(con) - ago).to_string(), "100".to_owned()];
+            Some((&scripts.forget, keys, args))
+        }
         Action::Sleep(_) => None,
     }
 }
 
 /// A hold's owner and the keys of what it holds, as `ops.rs` reads them.
 fn record_keys(con: &mut Connection, k: &EventKeys, hold: &str) -> (Option<String>, Vec<String>) {
-    let (user, seats, section): (Option<String>, Option<String>, Option<String>) =
-        redis::cmd("HMGET")
-            .arg(k.hold(hold))
-            .arg("user")
-            .arg("seats")
-            .arg("section")
-            .query(con)
-            .expect("hmget");
-    let keys = match section.as_deref().and_then(|s| s.parse::<i64>().ok()) {
+    let record: Option<String> = con.hget(k.holds(), hold).expect("hget");
+    let Some(rec) = record.as_deref().and_then(HoldRecord::parse) else {
+        return (None, Vec::new());
+    };
+    let keys = match rec.section {
         Some(sid) => vec![k.ga(sid)],
-        None => seats
-            .unwrap_or_default()
-            .split(',')
+        None => rec
+            .seats
+            .iter()
             .filter_map(|s| s.split(':').next()?.parse::<i64>().ok())
             .map(|sid| k.seats(sid))
             .collect(),
     };
-    (user, keys)
+    (Some(rec.user), keys)
 }
 
 fn apply(deforms: &[Deform], base: &str, keys: &mut Vec<String>, args: &mut Vec<String>) {
@@ -509,12 +505,15 @@ fn apply(deforms: &[Deform], base: &str, keys: &mut Vec<String>, args: &mut Vec<
 
 fn call(
     con: &mut Connection,
-    script: &redis::Script,
+    function: &Function,
     keys: &[String],
     args: &[String],
 ) -> Result<Value, String> {
-    let mut inv = script.prepare_invoke();
-    for k in keys {
+    let Some((first, rest)) = keys.split_first() else {
+        return Err("no keys".to_owned());
+    };
+    let mut inv = function.key(first);
+    for k in rest {
         inv.key(k);
     }
     for a in args {
@@ -552,20 +551,15 @@ fn check(con: &mut Connection, ev: &Event) -> Result<(), String> {
         .collect::<Result<_, _>>()
         .map_err(|e| format!("scan: {e}"))?;
     all.sort();
-    let mut holds: Vec<String> = Vec::new();
     let mut orders: Vec<String> = Vec::new();
     for key in &all {
         let suffix = &key[base.len()..];
         let ok = match suffix {
-            "meta" | "avail" | "users" | "deadlines" | "stream" | "queue" | "queue:users" | "queue:seq" | "queue:admitted" => true,
+            "meta" | "avail" | "users" | "deadlines" | "stream" | "holds" | "ended" | "idem" | "queue" | "queue:users"
+            | "queue:seq" | "queue:admitted" => true,
             s if s == format!("seats:{SEATED}") || s == format!("ga:{GA}") => true,
-            s if s.starts_with("idem:") => true,
             s => match s.split_once(':') {
-                Some(("h", t)) if is_token(t) => {
-                    holds.push(t.to_owned());
-                    true
-                }
-                Some(("t", t)) => is_token(t),
+                Some(("t", b)) => b.parse::<i64>().is_ok_and(|b| b > 0),
                 Some(("o", t)) if is_token(t) => {
                     orders.push(t.to_owned());
                     true
@@ -575,6 +569,14 @@ fn check(con: &mut Connection, ev: &Event) -> Result<(), String> {
         };
         if !ok {
             problems.push(format!("key outside the layout: {key}"));
+        }
+    }
+
+    let records: HashMap<String, String> = con.hgetall(k.holds()).map_err(|e| format!("holds: {e}"))?;
+    let holds: Vec<String> = records.keys().cloned().collect();
+    for t in &holds {
+        if !is_token(t) {
+            problems.push(format!("hold id {t:?} in the holds hash"));
         }
     }
 
@@ -685,11 +687,27 @@ fn check(con: &mut Connection, ev: &Event) -> Result<(), String> {
         .collect();
     let users: HashMap<String, String> =
         con.hgetall(k.users()).map_err(|e| format!("users: {e}"))?;
-    for t in &holds {
-        let h: HashMap<String, String> =
-            con.hgetall(k.hold(t)).map_err(|e| format!("hold: {e}"))?;
-        if h.is_empty() {
-            continue; // its retention ran out since the scan
+    let ended: HashSet<String> = con
+        .zrange::<_, Vec<String>>(k.ended(), 0, -1)
+        .map_err(|e| format!("ended: {e}"))?
+        .into_iter()
+        .collect();
+    let idem: HashMap<String, String> = con.hgetall(k.idem()).map_err(|e| format!("idem: {e}"))?;
+    for (field, t) in &idem {
+        let owner = field.split_once(':').map(|x| x.0).unwrap_or_default();
+        if records.get(t).is_none_or(|r| r.split('|').nth(1) != Some(owner)) {
+            problems.push(format!("idempotency entry {field} names {t}, no hold of that user's"));
+        }
+    }
+    for t in ended.iter().filter(|t| !records.contains_key(*t)) {
+        problems.push(format!("ended names {t}, which has no record"));
+    }
+    for (t, record) in &records {
+        const FIELDS: [&str; 10] = ["status", "user", "exp", "qty", "amount", "section", "seats", "order", "payment", "idem"];
+        let h: HashMap<&str, String> = FIELDS.iter().copied().zip(record.splitn(10, '|').map(str::to_owned)).collect();
+        if h.len() != FIELDS.len() || HoldRecord::parse(record).is_none() {
+            problems.push(format!("hold {t} has the record {record:?}"));
+            continue;
         }
         let get = |f: &str| h.get(f).cloned().unwrap_or_default();
         let (user, status) = (get("user"), get("status"));
@@ -717,6 +735,13 @@ fn check(con: &mut Connection, ev: &Event) -> Result<(), String> {
                 }
             }
             other => problems.push(format!("hold {t} has the status {other:?}")),
+        }
+        if (status == "held") == ended.contains(t) {
+            problems.push(format!("hold {t} ({status}) is in the ended set: {}", ended.contains(t)));
+        }
+        let key = get("idem");
+        if !key.is_empty() && idem.get(&format!("{user}:{key}")) != Some(t) {
+            problems.push(format!("hold {t} made with key {key} is not its idempotency entry"));
         }
         let live = status == "held" && exp > now;
         if live {
@@ -779,11 +804,9 @@ fn check(con: &mut Connection, ev: &Event) -> Result<(), String> {
             continue;
         }
         let hold = h.get("hold").cloned().unwrap_or_default();
-        let back: Option<String> = con
-            .hget(k.hold(&hold), "order")
-            .map_err(|e| format!("hget: {e}"))?;
-        let back_ok = back.as_deref() == Some(o.as_str())
-            || (back.is_none() && !con.exists::<_, bool>(k.hold(&hold)).unwrap_or(true));
+        let back: Option<String> = records.get(&hold).and_then(|r| r.split('|').nth(7)).map(str::to_owned);
+        // A forgotten hold (finished, persisted) leaves its order behind.
+        let back_ok = back.as_deref() == Some(o.as_str()) || !records.contains_key(&hold);
         if !ordered.contains(o)
             || !back_ok
             || h.get("status").map(String::as_str) != Some("confirmed")

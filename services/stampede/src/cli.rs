@@ -60,9 +60,17 @@ pub enum AdminCommand {
         #[arg(long)]
         event: i64,
     },
+    /// Print the Redis Functions library the services load (`FUNCTION LOAD`
+    /// takes it as it is; its first line names its version), for tools such
+    /// as `redis-benchmark` that call the functions directly.
+    LuaLibrary,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Admin { command: AdminCommand::LuaLibrary } = cli.command {
+        print!("{}", stampede_inventory::Scripts::load().library.code);
+        return Ok(());
+    }
     let config = Config::from_environment()?;
     match cli.command {
         Command::Serve { roles } => {
@@ -114,6 +122,8 @@ async fn admin(config: Config, command: AdminCommand) -> anyhow::Result<()> {
                 r.sections, r.sold_seats, r.sold_places, r.users
             );
         }
+        // Printed in `run`, before any configuration or connection.
+        AdminCommand::LuaLibrary => {}
     }
     Ok(())
 }

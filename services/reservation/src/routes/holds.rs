@@ -99,7 +99,7 @@ pub(crate) async fn create(svc: &ReservationService, event: Option<i64>, req: Re
     let request = HoldRequest {
         user: &who.user_id,
         hold: &hold.token,
-        idempotency: idem.as_deref().map(|k| (k, svc.idempotency_ms)),
+        idempotency: idem.as_deref(),
         queue_pass,
     };
     let mut conn = svc.redis.clone();
@@ -160,7 +160,6 @@ pub(crate) async fn create(svc: &ReservationService, event: Option<i64>, req: Re
                 quantity,
                 amount_cents,
                 expires_ms,
-                created_ms: 0,
                 order: None,
             };
             let mut resp = http::json(StatusCode::CREATED, &view(&hold, &rec, 0));
