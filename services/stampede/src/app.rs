@@ -1,5 +1,6 @@
 //! Wiring: builds the shared stores once, then each requested role on its
-//! own listener, all stopped together.
+//! own listener, all stopped together. Roles that keep nothing in Postgres
+//! (reservation, expiry) start and serve while it is down.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -68,12 +69,21 @@ async fn spawn_service<H: Handler>(
     Ok((addr, task))
 }
 
-/// Starts `roles` (names from [`ROLES`] or `all`) with `config`.
+/// The roles that never touch Postgres: the hot path and its expiry worker
+/// live in Redis alone. Any other role (and any role added later) is taken
+/// to need Postgres.
+const REDIS_ONLY: [&str; 2] = ["reservation", "expiry"];
+
+/// Starts `roles` (names from [`ROLES`] or `all`) with `config`. Migrates
+/// Postgres first, unless every role is Redis-only; the pool itself connects
+/// on first use, so a Redis-only process never connects to Postgres at all.
 pub async fn start(config: Config, roles: &[String]) -> anyhow::Result<Running> {
     let roles = expand(roles)?;
     telemetry::install_metrics();
     let pool = db::pool(&config.database_url, config.db_pool_size)?;
-    db::migrate(&pool).await.context("migrating at start")?;
+    if roles.iter().any(|r| !REDIS_ONLY.contains(r)) {
+        db::migrate(&pool).await.context("migrating at start")?;
+    }
     let tokens = Arc::new(Tokens::new(&config.jwt, config.access_token_seconds));
     let redis = stampede_common::store::connect(&config.redis_url).await?;
     let (stop_tx, stop_rx) = watch::channel(false);

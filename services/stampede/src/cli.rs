@@ -18,7 +18,8 @@ pub enum Command {
         #[arg(required = true)]
         roles: Vec<String>,
     },
-    /// Apply the embedded Postgres migrations (also done at every `serve`).
+    /// Apply the embedded Postgres migrations (also done at every `serve` of a
+    /// role that uses Postgres; reservation and expiry never touch it).
     Migrate,
     /// Administrative tools.
     Admin {
