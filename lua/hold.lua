@@ -21,7 +21,7 @@ end
 local n = #KEYS - 7
 if n < 1 or n ~= #ARGV - 4 then return { 'bad', 'seat keys and ids differ' } end
 
-local sids, fields, seen, unknown = {}, { 'status', 'sale_ms', 'hold_ms', 'limit', 'wr' }, {}, {}
+local sids, fields, seen, unknown = {}, { 'status', 'sale_ms', 'hold_ms', 'limit', 'wr', 'tb' }, {}, {}
 local sid_of, field_of = {}, {}
 for i = 1, n do
   local id = ARGV[4 + i]
@@ -80,10 +80,11 @@ end
 if #taken > 0 then return { 'unavailable', unpack(taken) } end
 
 local exp = fmt(now + hold_ms)
+local qty, price = fmt(n), fmt(amount)
 local seats = n == 1 and ARGV[5] or table.concat(ARGV, ',', 5)
 -- The record goes first: a hold id already in use (never, for 64 random
 -- bits; but never silently overwritten either) stops before any write.
-local rec = save_hold({ status = 'held', user = user, exp = exp, qty = n, amount = amount, section = '',
+local rec = save_hold({ status = 'held', user = user, exp = exp, qty = qty, amount = price, section = '',
   seats = seats, order = '', payment = '', idem = idem })
 if redis.call('HSETNX', KEYS[6], hold, rec) == 0 then return { 'bad', 'hold id in use' } end
 local value = 'h' .. exp .. ':' .. hold
@@ -93,10 +94,10 @@ for i = 1, n do
   if not lapsed[i] then redis.call('HINCRBY', KEYS[2], sid_of[i], -1) end
 end
 redis.call('ZADD', KEYS[4], exp, hold)
-arm_timer(base, tonumber(exp), now)
-kept[#kept + 1] = hold .. ',' .. n .. ',' .. exp
+arm_timer(KEYS[1], base, meta[6], now + hold_ms, now)
+kept[#kept + 1] = hold .. ',' .. qty .. ',' .. exp
 save_user(KEYS[3], user, sold, kept)
 if idem_field then redis.call('HSET', KEYS[7], idem_field, hold) end
 redis.call('XADD', KEYS[5], '*', 'type', 'hold.created', 'hold', hold, 'user', user, 'seats', seats,
-  'section', '', 'qty', n, 'amount', amount, 'exp', exp, 'at', fmt(now))
+  'section', '', 'qty', qty, 'amount', price, 'exp', exp, 'at', fmt(now))
 return { 'ok', exp, amount, n }

@@ -22,7 +22,7 @@ end
 local qty = tonumber(ARGV[6])
 if not qty or qty < 1 or qty ~= math.floor(qty) then return { 'bad', 'quantity must be a positive integer' } end
 
-local meta = redis.call('HMGET', KEYS[1], 'status', 'sale_ms', 'hold_ms', 'limit', 'wr', 's:' .. sid)
+local meta = redis.call('HMGET', KEYS[1], 'status', 'sale_ms', 'hold_ms', 'limit', 'wr', 's:' .. sid, 'tb')
 if not meta[1] then return { 'not_found' } end
 local now = now_ms()
 if meta[1] ~= 'published' or now < tonumber(meta[2]) then return { 'not_on_sale' } end
@@ -47,17 +47,17 @@ if avail < qty then
 end
 
 local exp = fmt(now + hold_ms)
-local amount = price * qty
-local rec = save_hold({ status = 'held', user = user, exp = exp, qty = qty, amount = amount, section = sid,
+local amount, qty_s = fmt(price * qty), fmt(qty)
+local rec = save_hold({ status = 'held', user = user, exp = exp, qty = qty_s, amount = amount, section = sid,
   seats = '', order = '', payment = '', idem = idem })
 if redis.call('HSETNX', KEYS[6], hold, rec) == 0 then return { 'bad', 'hold id in use' } end
 redis.call('HINCRBY', KEYS[2], sid, -qty)
-redis.call('ZADD', KEYS[8], exp, qty .. ':' .. hold)
+redis.call('ZADD', KEYS[8], exp, qty_s .. ':' .. hold)
 redis.call('ZADD', KEYS[4], exp, hold)
-arm_timer(base, tonumber(exp), now)
-kept[#kept + 1] = hold .. ',' .. qty .. ',' .. exp
+arm_timer(KEYS[1], base, meta[7], now + hold_ms, now)
+kept[#kept + 1] = hold .. ',' .. qty_s .. ',' .. exp
 save_user(KEYS[3], user, sold, kept)
 if idem_field then redis.call('HSET', KEYS[7], idem_field, hold) end
 redis.call('XADD', KEYS[5], '*', 'type', 'hold.created', 'hold', hold, 'user', user, 'seats', '',
-  'section', sid, 'qty', qty, 'amount', amount, 'exp', exp, 'at', fmt(now))
+  'section', sid, 'qty', qty_s, 'amount', amount, 'exp', exp, 'at', fmt(now))
 return { 'ok', exp, amount, qty }

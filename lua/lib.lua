@@ -32,7 +32,7 @@ local function save_user(key, user, sold, kept)
   if sold == 0 and #kept == 0 then
     redis.call('HDEL', key, user)
   else
-    redis.call('HSET', key, user, table.concat({ tostring(sold), unpack(kept) }, ';'))
+    redis.call('HSET', key, user, string.format('%d', sold) .. (#kept > 0 and ';' .. table.concat(kept, ';') or ''))
   end
 end
 
@@ -126,12 +126,17 @@ end
 -- Expiry timers: one key per event per BUCKET_MS of deadlines, not one per
 -- hold. `t:<b>` expires at b * BUCKET_MS, the end of the bucket that holds
 -- every deadline in ((b - 1) * BUCKET_MS, b * BUCKET_MS]; its keyspace
--- `expired` notification prompts the expiry worker to release them.
+-- `expired` notification prompts the expiry worker to release them. The
+-- meta field `tb` remembers the last bucket armed, so only the first hold
+-- of a bucket writes (`armed` is its value, read with the rest of meta).
 local BUCKET_MS = 250
 
-local function arm_timer(base, exp, now)
+local function arm_timer(meta_key, base, armed, exp, now)
   local b = math.ceil(exp / BUCKET_MS)
-  redis.call('SET', base .. 't:' .. b, '1', 'PX', b * BUCKET_MS - now, 'NX')
+  local bs = string.format('%d', b)
+  if bs == armed then return end
+  redis.call('SET', base .. 't:' .. bs, '1', 'PX', string.format('%d', b * BUCKET_MS - now), 'NX')
+  redis.call('HSET', meta_key, 'tb', bs)
 end
 
 -- An idempotency key as a field of the event's `idem` hash: "<user>:<key>".
