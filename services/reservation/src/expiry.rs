@@ -29,6 +29,9 @@ use tokio::sync::watch;
 /// How many lapsed holds one sweep of one event releases at most.
 const SWEEP_BATCH: isize = 1000;
 
+/// How many release calls the worker keeps in flight.
+const EXPIRE_CONCURRENCY: usize = 64;
+
 /// How many finished holds one sweep of one event forgets at most.
 const FORGET_BATCH: i64 = 5000;
 
@@ -98,11 +101,7 @@ impl ExpiryWorker {
             let keys = EventKeys::new(&self.prefix, event);
             let lapsed: Vec<(String, i64)> =
                 conn.zrangebyscore_limit_withscores(keys.deadlines(), "-inf", now, 0, SWEEP_BATCH).await?;
-            for (hold, deadline) in lapsed {
-                if self.expire(&keys, &hold, deadline, "sweep").await? {
-                    released += 1;
-                }
-            }
+            released += self.expire_all(&keys, &lapsed, "sweep").await?;
             active += conn.zcard::<_, i64>(keys.deadlines()).await?;
             self.export_inventory(&mut conn, &keys).await?;
             self.forget_finished(&mut conn, &keys, now).await?;
@@ -137,6 +136,24 @@ impl ExpiryWorker {
         gauge!("inventory_sold_seats", "event" => event.clone()).set(sold as f64);
         gauge!("inventory_available_seats", "event" => event).set(available as f64);
         Ok(())
+    }
+
+    /// Releases `due` holds as expired, [`EXPIRE_CONCURRENCY`] calls in
+    /// flight at once (they share one multiplexed connection, so they travel
+    /// pipelined): at a rush's rate one call at a time would fall behind.
+    /// Returns how many this call released.
+    async fn expire_all(&self, keys: &EventKeys, due: &[(String, i64)], trigger: &'static str) -> anyhow::Result<usize> {
+        // Built up front: a closure inside the stream's type trips the
+        // compiler's Send inference for the spawned task.
+        let calls: Vec<_> = due.iter().map(|(hold, deadline)| self.expire(keys, hold, *deadline, trigger)).collect();
+        let mut calls = futures_util::stream::iter(calls).buffer_unordered(EXPIRE_CONCURRENCY);
+        let mut released = 0;
+        while let Some(done) = calls.next().await {
+            if done? {
+                released += 1;
+            }
+        }
+        Ok(released)
     }
 
     /// Releases one hold as expired; true if this call did it.
@@ -196,13 +213,8 @@ impl ExpiryWorker {
         // ones; the bound stops a round that could not release anything.
         for _ in 0..64 {
             let due: Vec<(String, i64)> = conn.zrangebyscore_limit_withscores(keys.deadlines(), "-inf", end, 0, SWEEP_BATCH).await?;
-            let mut released = 0;
-            for (hold, deadline) in &due {
-                // The hold's own `exp` is the truth: one paid meanwhile is left alone.
-                if self.expire(keys, hold, *deadline, "notification").await? {
-                    released += 1;
-                }
-            }
+            // The hold's own `exp` is the truth: one paid meanwhile is left alone.
+            let released = self.expire_all(keys, &due, "notification").await?;
             if due.len() < SWEEP_BATCH as usize || released == 0 {
                 break;
             }
