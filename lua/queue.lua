@@ -3,18 +3,23 @@
 -- start, `initial + per_second * elapsed seconds` places are admitted, and
 -- the ticket at position p is admitted once p <= that count. No worker.
 -- KEYS: 1 meta, 2 queue (zset ticket -> position), 3 queue users (hash
---       user -> ticket), 4 queue sequence (string), 5 admitted (set of tickets).
+--       user -> ticket), 4 queue sequence (string), 5 admitted (set of
+--       tickets), 6 avail, 7 deadlines.
 -- ARGV: 1 'join' or 'status', 2 user, 3 ticket (the new one for a join, the
 --       one asked about for a status), 4 initial admit, 5 admit per second.
--- Returns {'ok', ticket, position, admitted (0/1), fresh (0/1)} where fresh
--- is 1 when a join made the ticket, or a status first found it admitted |
+-- Returns {'ok', ticket, position, admitted (0/1), fresh (0/1), sold out
+-- (0/1)} where fresh is 1 when a join made the ticket, or a status first
+-- found it admitted, and sold out is 1 while nothing is left to buy: no
+-- seat or place is free and no hold is pending (a live hold may lapse, and
+-- a lapsed one not yet released frees its seats), so the line learns it at
+-- its next poll, and learns it is over when holds lapse and seats return |
 -- {'no_waiting_room'} | {'not_found'}; an error reply for keys or arguments
 -- out of shape.
 local op, user = ARGV[1], ARGV[2]
 local base = key_base(KEYS[1], 'meta')
-if not base or #KEYS ~= 5 or #ARGV ~= 5 or (op ~= 'join' and op ~= 'status') or not is_id(user)
+if not base or #KEYS ~= 7 or #ARGV ~= 5 or (op ~= 'join' and op ~= 'status') or not is_id(user)
   or not is_id(ARGV[3]) or not is_int(ARGV[4], 0) or not is_int(ARGV[5], 0)
-  or not keys_are(KEYS, base, 2, { 'queue', 'queue:users', 'queue:seq', 'queue:admitted' }) then
+  or not keys_are(KEYS, base, 2, { 'queue', 'queue:users', 'queue:seq', 'queue:admitted', 'avail', 'deadlines' }) then
   return shape_error('queue')
 end
 local meta = redis.call('HMGET', KEYS[1], 'status', 'sale_ms', 'wr')
@@ -55,4 +60,15 @@ if position <= through then
   admitted = 1
   if op == 'status' then fresh = redis.call('SADD', KEYS[5], ticket) end
 end
-return { 'ok', ticket, position, admitted, fresh }
+local sold_out = 0
+if redis.call('ZCARD', KEYS[7]) == 0 then
+  sold_out = 1
+  local avail = redis.call('HGETALL', KEYS[6])
+  for i = 1, #avail, 2 do
+    if string.sub(avail[i], 1, 5) ~= 'sold:' and tonumber(avail[i + 1]) > 0 then
+      sold_out = 0
+      break
+    end
+  end
+end
+return { 'ok', ticket, position, admitted, fresh, sold_out }

@@ -51,13 +51,13 @@ print(f"machine: {os.cpu_count()} cores, {os.uname().sysname} {os.uname().releas
 print()
 print(f"{'measure':48} {'rate/s':>9} {'vs ref':>7} {'p50 ms':>7} {'p99 ms':>7} {'svc CPU µs/hold':>16} {'Redis CPU µs/hold':>18} {'Redis µs/call':>14}")
 blank = f"{'':>7} {'':>7} {'':>16} {'':>18}"
-for fsync in ("ALWAYS", "EVERYSEC"):
+for fsync, name in (("ALWAYS", "always"), ("EVERYSEC", "everysec"), ("REPLICA", "everysec + replica")):
     if not rb.get(f"REF_{fsync}_RATE"):
         continue
     r, h = rb[f"REF_{fsync}_RATE"], rb[f"RB_{fsync}_RATE"]
     note = " (default)" if rb.get("FSYNC_DEFAULT", "").upper() == fsync else ""
-    print(f"{'reference script, appendfsync ' + fsync.lower() + note:48} {r:9.0f} {'1.000x':>7} {blank} {rb[f'REF_{fsync}_US']:14.2f}")
-    print(f"{'hold function (FCALL), appendfsync ' + fsync.lower():48} {h:9.0f} {h / r if r else 0:6.3f}x {blank} {rb[f'RB_{fsync}_US']:14.2f}")
+    print(f"{'reference script, ' + name + note:48} {r:9.0f} {'1.000x':>7} {blank} {rb[f'REF_{fsync}_US']:14.2f}")
+    print(f"{'hold function (FCALL), ' + name:48} {h:9.0f} {h / r if r else 0:6.3f}x {blank} {rb[f'RB_{fsync}_US']:14.2f}")
 print("  redis-benchmark -P16 -c64, random user, hold id and seat per call; target ≤ 10 µs per hold call")
 for label, r in (("lean holds, direct (wrk, 64 conns)", direct), ("lean holds, through nginx (wrk, 64 conns)", nginx)):
     print(f"{label:48} {r['RATE']:9.0f} {ratio(r['RATE']):>7} {r['P50']:7.2f} {r['P99']:7.2f} {r['CPU_US']:16.1f} {r['REDIS_CPU_US']:18.1f} {r['REDIS_US']:14.2f}")

@@ -256,6 +256,12 @@ async function eventPage(ctx, id) {
         throw e;
       }
       if (!ctx.live()) return;
+      if (st.sold_out) {
+        queueBox.dataset.state = 'sold-out';
+        fill(queueBox, h('strong', { 'data-testid': 'queue-sold-out' }, 'Sold out.'),
+          ' Every seat of this event is sold: there is nothing left to wait for.');
+        return;
+      }
       if (!st.admitted || !st.pass) {
         queueBox.dataset.state = 'waiting';
         fill(queueBox, h('strong', { 'data-testid': 'queue-position' }, `You are number ${st.position} in line.`),

@@ -523,8 +523,9 @@ pub struct Admission {
 pub enum QueueOutcome {
     /// The caller's ticket and its place in line (1-based, fixed at the
     /// join), admitted once the admission count has reached it. `fresh`:
-    /// this join made the ticket, or this status check first found it admitted.
-    Place { ticket: String, position: i64, admitted: bool, fresh: bool },
+    /// this join made the ticket, or this status check first found it
+    /// admitted. `sold_out`: no seat or place is free and no hold pending.
+    Place { ticket: String, position: i64, admitted: bool, fresh: bool, sold_out: bool },
     /// The event is on sale without a waiting room.
     NoWaitingRoom,
     /// No such event on sale, or no such ticket of this user's.
@@ -537,6 +538,8 @@ fn queue_call<'s>(scripts: &'s Scripts, keys: &EventKeys, op: &str, user: &str, 
         .key(keys.queue_users())
         .key(keys.queue_seq())
         .key(keys.queue_admitted())
+        .key(keys.avail())
+        .key(keys.deadlines())
         .arg(op)
         .arg(user)
         .arg(ticket)
@@ -552,6 +555,7 @@ fn queue_outcome(reply: Vec<Value>) -> QueueOutcome {
             position: int(reply.get(2)),
             admitted: int(reply.get(3)) == 1,
             fresh: int(reply.get(4)) == 1,
+            sold_out: int(reply.get(5)) == 1,
         },
         Some("no_waiting_room") => QueueOutcome::NoWaitingRoom,
         _ => QueueOutcome::NotFound,

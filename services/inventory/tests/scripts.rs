@@ -2,6 +2,7 @@
 
 use redis::AsyncCommands;
 use stampede_common::clock::now_ms;
+use stampede_common::ids::random_hex;
 use stampede_common::store::{self, Redis};
 use stampede_common::testkit::test_config;
 use stampede_inventory::*;
@@ -271,7 +272,7 @@ async fn waiting_room_needs_a_pass_and_admits_in_order() {
     // The line: positions in join order, one ticket per user, nobody admitted before the sale.
     let none = Admission { initial: 100, per_second: 100 };
     let (c, s, k) = (&mut fx.conn, &fx.scripts, &fx.keys);
-    let place = |ticket: &str, position: i64, admitted: bool, fresh: bool| QueueOutcome::Place { ticket: ticket.into(), position, admitted, fresh };
+    let place = |ticket: &str, position: i64, admitted: bool, fresh: bool| QueueOutcome::Place { ticket: ticket.into(), position, admitted, fresh, sold_out: false };
     assert_eq!(queue_join(c, s, k, "u1", "ta", none).await.expect("join"), place("ta", 1, false, true));
     assert_eq!(queue_join(c, s, k, "u2", "tb", none).await.expect("join"), place("tb", 2, false, true));
     assert_eq!(queue_join(c, s, k, "u1", "tc", none).await.expect("join"), place("ta", 1, false, false), "a second join keeps the first ticket");
@@ -297,4 +298,85 @@ async fn waiting_room_needs_a_pass_and_admits_in_order() {
     assert_eq!(queue_join(c, s, &unknown, "u1", "tf", none).await.expect("join"), QueueOutcome::NotFound);
     let users: std::collections::HashMap<String, String> = c.hgetall(k.queue_users()).await.expect("users");
     assert_eq!(users.len(), 3);
+}
+
+/// Pays for `hold` as `user` (a fresh order, payment and charge id).
+async fn pay(fx: &mut Fx, hold: &str, user: &str) -> ConfirmOutcome {
+    let (order, payment, charge) = (random_hex(8), random_hex(8), random_hex(8));
+    let pay = Payment { order: &order, payment: &payment, charge: &charge, method: "pm_card_visa" };
+    confirm(&mut fx.conn, &fx.scripts, &fx.keys, hold, user, &pay).await.expect("confirm")
+}
+
+fn sold_out(out: QueueOutcome) -> bool {
+    match out {
+        QueueOutcome::Place { sold_out, .. } => sold_out,
+        other => panic!("not in line: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_line_learns_the_event_is_sold_out_only_when_nothing_can_come_back() {
+    let mut fx = fixture(60_000, 0).await;
+    let _: () = fx.conn.hset(fx.keys.meta(), "wr", 1).await.expect("waiting room");
+    let admit = Admission { initial: 100, per_second: 0 };
+    let status = async |fx: &mut Fx| sold_out(queue_status(&mut fx.conn, &fx.scripts, &fx.keys, "u9", "t9", admit).await.expect("status"));
+    queue_join(&mut fx.conn, &fx.scripts, &fx.keys, "u9", "t9", admit).await.expect("join");
+    assert!(!status(&mut fx).await, "everything is free");
+
+    // Every seat and place held: pending holds may lapse, so not sold out.
+    let pass = |user: &'static str, hold: &'static str| HoldRequest { user, hold, idempotency: None, queue_pass: true };
+    let mut holds = Vec::new();
+    for (user, row) in [("u1", 1), ("u2", 2)] {
+        let id = HoldId::generate(7).token;
+        let req = HoldRequest { user, hold: &id, idempotency: None, queue_pass: true };
+        let out = hold_seats(&mut fx.conn, &fx.scripts, &fx.keys, &req, &[seat(row, 1), seat(row, 2), seat(row, 3)]).await.expect("hold");
+        assert!(is_held(&out), "{out:?}");
+        holds.push((id, user));
+    }
+    for (user, hold) in [("u3", "ga1"), ("u4", "ga2")] {
+        let qty = if user == "u3" { 4 } else { 1 };
+        assert!(is_held(&hold_general(&mut fx.conn, &fx.scripts, &fx.keys, &pass(user, hold), GA, qty).await.expect("hold")));
+        holds.push((hold.to_owned(), user));
+    }
+    assert_eq!(fx.avail().await, (0, 0));
+    assert!(!status(&mut fx).await, "holds are pending");
+
+    // All paid but one hold: still not sold out; then that one too.
+    for (hold, user) in &holds[1..] {
+        assert!(matches!(pay(&mut fx, hold, user).await, ConfirmOutcome::Confirmed { .. }));
+    }
+    assert!(!status(&mut fx).await, "one hold is pending");
+    let (hold, user) = &holds[0];
+    assert!(matches!(pay(&mut fx, hold, user).await, ConfirmOutcome::Confirmed { .. }));
+    assert!(status(&mut fx).await, "every seat and place is sold");
+}
+
+#[tokio::test]
+async fn finished_holds_are_forgotten_with_their_idempotency_keys_live_ones_never() {
+    let mut fx = fixture(60_000, 0).await;
+    let (released, _) = fx.hold("u1", &[seat(1, 1)]).await;
+    let keyed = HoldId::generate(7).token;
+    let req = HoldRequest { user: "u2", hold: &keyed, idempotency: Some("k-1"), queue_pass: false };
+    assert!(is_held(&hold_seats(&mut fx.conn, &fx.scripts, &fx.keys, &req, &[seat(1, 2)]).await.expect("hold")));
+    let (live, _) = fx.hold("u3", &[seat(1, 3)]).await;
+    release(&mut fx.conn, &fx.scripts, &fx.keys, &released, Reason::Released, Some("u1")).await.expect("release");
+    release(&mut fx.conn, &fx.scripts, &fx.keys, &keyed, Reason::Released, Some("u2")).await.expect("release");
+
+    // A cutoff before they ended forgets nothing.
+    assert_eq!(forget(&mut fx.conn, &fx.scripts, &fx.keys, now_ms() - 60_000, 100).await.expect("forget"), 0);
+    assert!(read_hold(&mut fx.conn, &fx.keys, &released).await.expect("read").is_some());
+    // Then both finished holds go, with the idempotency entry; the live one stays.
+    assert_eq!(forget(&mut fx.conn, &fx.scripts, &fx.keys, now_ms() + 1_000, 100).await.expect("forget"), 2);
+    for gone in [&released, &keyed] {
+        assert_eq!(read_hold(&mut fx.conn, &fx.keys, gone).await.expect("read"), None);
+    }
+    assert!(read_hold(&mut fx.conn, &fx.keys, &live).await.expect("read").is_some_and(|h| h.status == "held"));
+    let idem: std::collections::HashMap<String, String> = fx.conn.hgetall(fx.keys.idem()).await.expect("idem");
+    assert!(idem.is_empty(), "{idem:?}");
+    let ended: i64 = fx.conn.zcard(fx.keys.ended()).await.expect("ended");
+    assert_eq!(ended, 0);
+    // The key is free again: a new request with it makes a new hold.
+    let again = HoldId::generate(7).token;
+    let req = HoldRequest { user: "u2", hold: &again, idempotency: Some("k-1"), queue_pass: false };
+    assert!(is_held(&hold_seats(&mut fx.conn, &fx.scripts, &fx.keys, &req, &[seat(2, 1)]).await.expect("hold")));
 }

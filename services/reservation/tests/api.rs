@@ -452,7 +452,7 @@ async fn waiting_room_join_is_idempotent_fifo_and_private() {
 
     let status = app.queue(1, 1, &ticket).await;
     assert_eq!(status.status, StatusCode::OK);
-    assert_eq!(status.json(), json!({"position": 1, "admitted": false}));
+    assert_eq!(status.json(), json!({"position": 1, "admitted": false, "sold_out": false}));
     problem(&app.queue(2, 1, &ticket).await, 404, "not_found");
     problem(&app.queue(1, 1, "0123456789abcdef0123456789abcdef").await, 404, "not_found");
     problem(&app.queue(1, 1, "a.b").await, 404, "not_found");

@@ -413,7 +413,7 @@ fn build<'s>(
             Some((&scripts.confirm, keys, args))
         }
         Action::QueueJoin { user } => {
-            let keys = vec![k.meta(), k.queue(), k.queue_users(), k.queue_seq(), k.queue_admitted()];
+            let keys = vec![k.meta(), k.queue(), k.queue_users(), k.queue_seq(), k.queue_admitted(), k.avail(), k.deadlines()];
             let args = vec!["join".to_owned(), USERS[*user].to_owned(), token(), "2".to_owned(), "1".to_owned()];
             Some((&scripts.queue, keys, args))
         }
@@ -421,7 +421,7 @@ fn build<'s>(
             let asker = USERS[*user];
             let whose = if *own { asker } else { USERS[(*user + 1) % USERS.len()] };
             let ticket: Option<String> = con.hget(k.queue_users(), whose).ok().flatten();
-            let keys = vec![k.meta(), k.queue(), k.queue_users(), k.queue_seq(), k.queue_admitted()];
+            let keys = vec![k.meta(), k.queue(), k.queue_users(), k.queue_seq(), k.queue_admitted(), k.avail(), k.deadlines()];
             let args = vec!["status".to_owned(), asker.to_owned(), ticket.unwrap_or_else(token), "2".to_owned(), "1".to_owned()];
             Some((&scripts.queue, keys, args))
         }

@@ -31,6 +31,9 @@ struct Status {
     admitted: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pass: Option<String>,
+    /// Nothing is left to buy (no free seat or place, no pending hold):
+    /// waiting on cannot buy anything unless holds lapse and seats return.
+    sold_out: bool,
 }
 
 pub(crate) async fn join(svc: &ReservationService, event: Option<i64>, req: &Request<Incoming>) -> Result<Resp, Problem> {
@@ -64,7 +67,7 @@ pub(crate) async fn status(svc: &ReservationService, event: Option<i64>, ticket:
     }
     let keys = EventKeys::new(&svc.prefix, event);
     let mut conn = svc.redis.clone();
-    let QueueOutcome::Place { position, admitted, fresh, .. } =
+    let QueueOutcome::Place { position, admitted, fresh, sold_out, .. } =
         queue_status(&mut conn, &svc.scripts, &keys, &who.user_id, ticket, svc.admission).await?
     else {
         return Err(Problem::not_found("no such ticket"));
@@ -73,9 +76,9 @@ pub(crate) async fn status(svc: &ReservationService, event: Option<i64>, ticket:
         if fresh {
             counter!("queue_admitted_total").increment(1);
         }
-        Status { position: 0, admitted: true, pass: Some(svc.passes.issue(&who.user_id, event, now_ms() + PASS_TTL_MS)) }
+        Status { position: 0, admitted: true, pass: Some(svc.passes.issue(&who.user_id, event, now_ms() + PASS_TTL_MS)), sold_out }
     } else {
-        Status { position, admitted: false, pass: None }
+        Status { position, admitted: false, pass: None, sold_out }
     };
     let mut resp = http::json(StatusCode::OK, &body);
     resp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
