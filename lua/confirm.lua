@@ -3,8 +3,8 @@
 -- order.confirmed + payment.captured are appended, atomically. Runs after
 -- the payment provider captured the charge; any answer but 'ok' means the
 -- caller must refund that charge.
--- KEYS: 1 holds, 2 avail, 3 users, 4 deadlines, 5 stream, 6 ended, 7 order,
---       8.. the seat hash of each of the hold's seats (in the order of its
+-- KEYS: 1 holds, 2 avail, 3 users, 4 stream, 5 ended, 6 order,
+--       7.. the seat hash of each of the hold's seats (in the order of its
 --       `seats` field), or the section's ga zset for general admission.
 -- ARGV: 1 hold id, 2 user, 3 order id, 4 payment id, 5 provider charge id,
 --       6 payment method, 7 retention ms of the order record (Postgres
@@ -16,7 +16,7 @@ local hold, user, order, payment, charge = ARGV[1], ARGV[2], ARGV[3], ARGV[4], A
 local base = key_base(KEYS[1], 'holds')
 if not base or #ARGV ~= 7 or not is_id(hold) or not is_id(user) or not is_id(order) or not is_id(payment)
   or not is_id(charge) or not is_id(ARGV[6]) or not is_int(ARGV[7], 1)
-  or not keys_are(KEYS, base, 2, { 'avail', 'users', 'deadlines', 'stream', 'ended', 'o:' .. order }) then
+  or not keys_are(KEYS, base, 2, { 'avail', 'users', 'stream', 'ended', 'o:' .. order }) then
   return shape_error('confirm')
 end
 local h = load_hold(redis.call('HGET', KEYS[1], hold))
@@ -25,12 +25,12 @@ if h.status == 'confirmed' then return { 'confirmed', h.order } end
 if h.status ~= 'held' then return { 'gone', h.status } end
 local now = now_ms()
 if tonumber(h.exp) <= now then return { 'gone', 'expired' } end
-if not seat_keys_are(KEYS, base, 8, h.seats, h.section) then return shape_error('confirm') end
+if not seat_keys_are(KEYS, base, 7, h.seats, h.section) then return shape_error('confirm') end
 local seats, section, qty, amount = h.seats, h.section, tonumber(h.qty), h.amount
 
 if section ~= '' then
   -- A live hold's member is always there: only lapsed members are reclaimed.
-  if redis.call('ZREM', KEYS[8], qty .. ':' .. hold) ~= 1 then return { 'gone', 'expired' } end
+  if redis.call('ZREM', KEYS[7], qty .. ':' .. hold) ~= 1 then return { 'gone', 'expired' } end
   redis.call('HINCRBY', KEYS[2], 'sold:' .. section, qty)
 else
   local i = 0
@@ -38,7 +38,7 @@ else
   -- Never sell a seat this hold does not own (a live hold owns every seat it lists).
   for id in string.gmatch(seats, '[^,]+') do
     i = i + 1
-    if redis.call('HGET', KEYS[7 + i], string.match(id, '^%d+:(.+)$')) ~= mine then
+    if redis.call('HGET', KEYS[6 + i], string.match(id, '^%d+:(.+)$')) ~= mine then
       return { 'gone', 'expired' }
     end
   end
@@ -48,7 +48,7 @@ else
     local sid, field = string.match(id, '^(%d+):(.+)$')
     -- A sold seat is just 's' (about 54 bytes a seat sold out): its order is
     -- in the order record and, durably, in Postgres's order_seats.
-    redis.call('HSET', KEYS[7 + i], field, 's')
+    redis.call('HSET', KEYS[6 + i], field, 's')
     redis.call('HINCRBY', KEYS[2], 'sold:' .. sid, 1)
   end
 end
@@ -57,14 +57,13 @@ local sold, _, kept = load_user(redis.call('HGET', KEYS[3], user), now)
 save_user(KEYS[3], user, sold + qty, without(kept, hold))
 h.status, h.order, h.payment = 'confirmed', order, payment
 redis.call('HSET', KEYS[1], hold, save_hold(h))
-redis.call('ZADD', KEYS[6], now, hold)
-redis.call('ZREM', KEYS[4], hold)
-redis.call('HSET', KEYS[7], 'user', user, 'hold', hold, 'seats', seats, 'section', section, 'qty', qty,
+redis.call('ZADD', KEYS[5], now, hold)
+redis.call('HSET', KEYS[6], 'user', user, 'hold', hold, 'seats', seats, 'section', section, 'qty', qty,
   'amount', amount, 'status', 'confirmed', 'payment', payment, 'charge', charge, 'method', ARGV[6],
   'created', fmt(now))
-redis.call('PEXPIRE', KEYS[7], ARGV[7])
-redis.call('XADD', KEYS[5], '*', 'type', 'order.confirmed', 'order', order, 'hold', hold, 'user', user,
+redis.call('PEXPIRE', KEYS[6], ARGV[7])
+redis.call('XADD', KEYS[4], '*', 'type', 'order.confirmed', 'order', order, 'hold', hold, 'user', user,
   'seats', seats, 'section', section, 'qty', qty, 'amount', amount, 'payment', payment, 'at', fmt(now))
-redis.call('XADD', KEYS[5], '*', 'type', 'payment.captured', 'payment', payment, 'order', order, 'hold', hold,
+redis.call('XADD', KEYS[4], '*', 'type', 'payment.captured', 'payment', payment, 'order', order, 'hold', hold,
   'user', user, 'amount', amount, 'charge', charge, 'at', fmt(now))
 return { 'ok', now }

@@ -93,8 +93,7 @@ for i = 1, n do
   -- A seat taken over from a lapsed hold was never given back to the count.
   if not lapsed[i] then redis.call('HINCRBY', KEYS[2], sid_of[i], -1) end
 end
-redis.call('ZADD', KEYS[4], exp, hold)
-arm_timer(KEYS[1], base, meta[6], now + hold_ms, now)
+schedule(KEYS[4], KEYS[1], base, meta[6], hold, now + hold_ms, now)
 kept[#kept + 1] = hold .. ',' .. qty .. ',' .. exp
 save_user(KEYS[3], user, sold, kept)
 if idem_field then redis.call('HSET', KEYS[7], idem_field, hold) end

@@ -53,8 +53,7 @@ local rec = save_hold({ status = 'held', user = user, exp = exp, qty = qty_s, am
 if redis.call('HSETNX', KEYS[6], hold, rec) == 0 then return { 'bad', 'hold id in use' } end
 redis.call('HINCRBY', KEYS[2], sid, -qty)
 redis.call('ZADD', KEYS[8], exp, qty_s .. ':' .. hold)
-redis.call('ZADD', KEYS[4], exp, hold)
-arm_timer(KEYS[1], base, meta[7], now + hold_ms, now)
+schedule(KEYS[4], KEYS[1], base, meta[7], hold, now + hold_ms, now)
 kept[#kept + 1] = hold .. ',' .. qty_s .. ',' .. exp
 save_user(KEYS[3], user, sold, kept)
 if idem_field then redis.call('HSET', KEYS[7], idem_field, hold) end

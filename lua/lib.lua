@@ -123,19 +123,26 @@ local function save_hold(h)
   return table.concat({ h.status, h.user, h.exp, h.qty, h.amount, h.section, h.seats, h.order, h.payment, h.idem }, '|')
 end
 
--- Expiry timers: one key per event per BUCKET_MS of deadlines, not one per
--- hold. `t:<b>` expires at b * BUCKET_MS, the end of the bucket that holds
--- every deadline in ((b - 1) * BUCKET_MS, b * BUCKET_MS]; its keyspace
--- `expired` notification prompts the expiry worker to release them. The
--- meta field `tb` remembers the last bucket armed, so only the first hold
--- of a bucket writes (`armed` is its value, read with the rest of meta).
+-- Deadlines, by bucket of BUCKET_MS: the holds due in bucket b (a deadline
+-- in ((b - 1) * BUCKET_MS, b * BUCKET_MS]) are listed in `d:<b>`, in the
+-- order they were made; `deadlines` is the zset of buckets that still have
+-- a list (member b, score b * BUCKET_MS); and `t:<b>` is the bucket's timer,
+-- expiring at b * BUCKET_MS, whose keyspace `expired` notification prompts
+-- the expiry worker to release the bucket's holds. A hold costs one list
+-- entry; the meta field `tb` remembers the last bucket armed, so only the
+-- first hold of a bucket writes the zset, the timer and `tb` (`armed` is
+-- its value, read with the rest of meta). A finished hold stays in its list
+-- until the bucket is expired (the release is then a no-op).
 local BUCKET_MS = 250
 
-local function arm_timer(meta_key, base, armed, exp, now)
+local function schedule(deadlines, meta_key, base, armed, hold, exp, now)
   local b = math.ceil(exp / BUCKET_MS)
   local bs = string.format('%d', b)
+  redis.call('RPUSH', base .. 'd:' .. bs, hold)
   if bs == armed then return end
-  redis.call('SET', base .. 't:' .. bs, '1', 'PX', string.format('%d', b * BUCKET_MS - now), 'NX')
+  local ends = b * BUCKET_MS
+  redis.call('ZADD', deadlines, string.format('%d', ends), bs)
+  redis.call('SET', base .. 't:' .. bs, '1', 'PX', string.format('%d', ends - now), 'NX')
   redis.call('HSET', meta_key, 'tb', bs)
 end
 

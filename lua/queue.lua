@@ -4,7 +4,7 @@
 -- the ticket at position p is admitted once p <= that count. No worker.
 -- KEYS: 1 meta, 2 queue (zset ticket -> position), 3 queue users (hash
 --       user -> ticket), 4 queue sequence (string), 5 admitted (set of
---       tickets), 6 avail, 7 deadlines.
+--       tickets), 6 avail, 7 holds, 8 ended.
 -- ARGV: 1 'join' or 'status', 2 user, 3 ticket (the new one for a join, the
 --       one asked about for a status), 4 initial admit, 5 admit per second.
 -- Returns {'ok', ticket, position, admitted (0/1), fresh (0/1), sold out
@@ -17,9 +17,9 @@
 -- out of shape.
 local op, user = ARGV[1], ARGV[2]
 local base = key_base(KEYS[1], 'meta')
-if not base or #KEYS ~= 7 or #ARGV ~= 5 or (op ~= 'join' and op ~= 'status') or not is_id(user)
+if not base or #KEYS ~= 8 or #ARGV ~= 5 or (op ~= 'join' and op ~= 'status') or not is_id(user)
   or not is_id(ARGV[3]) or not is_int(ARGV[4], 0) or not is_int(ARGV[5], 0)
-  or not keys_are(KEYS, base, 2, { 'queue', 'queue:users', 'queue:seq', 'queue:admitted', 'avail', 'deadlines' }) then
+  or not keys_are(KEYS, base, 2, { 'queue', 'queue:users', 'queue:seq', 'queue:admitted', 'avail', 'holds', 'ended' }) then
   return shape_error('queue')
 end
 local meta = redis.call('HMGET', KEYS[1], 'status', 'sale_ms', 'wr')
@@ -61,7 +61,8 @@ if position <= through then
   if op == 'status' then fresh = redis.call('SADD', KEYS[5], ticket) end
 end
 local sold_out = 0
-if redis.call('ZCARD', KEYS[7]) == 0 then
+-- Pending holds: every record not yet finished (finished ones are in `ended`).
+if redis.call('HLEN', KEYS[7]) == redis.call('ZCARD', KEYS[8]) then
   sold_out = 1
   local avail = redis.call('HGETALL', KEYS[6])
   for i = 1, #avail, 2 do

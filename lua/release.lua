@@ -2,18 +2,18 @@
 -- no longer held is left alone, so exactly one hold.released or
 -- hold.expired is ever appended for it. The finished record stays in
 -- `holds` (and in `ended`, by end time) until forget.lua drops it.
--- KEYS: 1 holds, 2 avail, 3 users, 4 deadlines, 5 stream, 6 ended,
---       7.. the seat hash of each of the hold's seats, in the order of its
+-- KEYS: 1 holds, 2 avail, 3 users, 4 stream, 5 ended,
+--       6.. the seat hash of each of the hold's seats, in the order of its
 --       `seats` field, or the section's ga zset for general admission.
 -- ARGV: 1 hold id, 2 reason ('released' | 'expired'), 3 requesting user
 --       ('' for the expiry worker).
--- Returns {'released'} | {'expired'} | {'noop', status} | {'not_yet', exp}
+-- Returns {'released'} | {'expired', exp} | {'noop', status} | {'not_yet', exp}
 -- | {'not_found'}; an error reply for keys or arguments out of shape.
 local hold, reason, requester = ARGV[1], ARGV[2], ARGV[3]
 local base = key_base(KEYS[1], 'holds')
 if not base or #ARGV ~= 3 or not is_id(hold) or (reason ~= 'released' and reason ~= 'expired')
   or (requester ~= '' and not is_id(requester))
-  or not keys_are(KEYS, base, 2, { 'avail', 'users', 'deadlines', 'stream', 'ended' }) then
+  or not keys_are(KEYS, base, 2, { 'avail', 'users', 'stream', 'ended' }) then
   return shape_error('release')
 end
 local h = load_hold(redis.call('HGET', KEYS[1], hold))
@@ -26,10 +26,10 @@ if tonumber(h.exp) <= now then
 elseif reason == 'expired' then
   return { 'not_yet', h.exp }
 end
-if not seat_keys_are(KEYS, base, 7, h.seats, h.section) then return shape_error('release') end
+if not seat_keys_are(KEYS, base, 6, h.seats, h.section) then return shape_error('release') end
 
 if h.section ~= '' then
-  if redis.call('ZREM', KEYS[7], h.qty .. ':' .. hold) == 1 then
+  if redis.call('ZREM', KEYS[6], h.qty .. ':' .. hold) == 1 then
     redis.call('HINCRBY', KEYS[2], h.section, h.qty)
   end
 else
@@ -39,8 +39,8 @@ else
     i = i + 1
     local sid, field = string.match(id, '^(%d+):(.+)$')
     -- Free only what this hold still owns: a lapsed seat may be someone else's now.
-    if redis.call('HGET', KEYS[6 + i], field) == mine then
-      redis.call('HDEL', KEYS[6 + i], field)
+    if redis.call('HGET', KEYS[5 + i], field) == mine then
+      redis.call('HDEL', KEYS[5 + i], field)
       redis.call('HINCRBY', KEYS[2], sid, 1)
     end
   end
@@ -50,8 +50,7 @@ local sold, _, kept = load_user(redis.call('HGET', KEYS[3], h.user), now)
 save_user(KEYS[3], h.user, sold, without(kept, hold))
 h.status = reason
 redis.call('HSET', KEYS[1], hold, save_hold(h))
-redis.call('ZADD', KEYS[6], now, hold)
-redis.call('ZREM', KEYS[4], hold)
-redis.call('XADD', KEYS[5], '*', 'type', 'hold.' .. reason, 'hold', hold, 'user', h.user, 'seats', h.seats,
+redis.call('ZADD', KEYS[5], now, hold)
+redis.call('XADD', KEYS[4], '*', 'type', 'hold.' .. reason, 'hold', hold, 'user', h.user, 'seats', h.seats,
   'section', h.section, 'qty', h.qty, 'amount', h.amount, 'exp', h.exp, 'at', fmt(now))
-return { reason }
+return { reason, h.exp }

@@ -45,10 +45,16 @@ impl EventKeys {
     pub fn ended(&self) -> String {
         self.k("ended")
     }
+    /// The holds whose deadline falls in `bucket`, in the order made.
+    pub fn bucket(&self, bucket: i64) -> String {
+        self.k(&format!("d:{bucket}"))
+    }
     /// The expiry timer of the holds whose deadline falls in `bucket`.
     pub fn timer(&self, bucket: i64) -> String {
         self.k(&format!("t:{bucket}"))
     }
+    /// The deadline buckets that still list holds: member the bucket,
+    /// score its end (see `lua/lib.lua`).
     pub fn deadlines(&self) -> String {
         self.k("deadlines")
     }

@@ -392,7 +392,7 @@ fn seat_keys(keys: &EventKeys, record: &HoldRecord) -> Vec<String> {
 pub async fn release(conn: &mut Redis, scripts: &Scripts, keys: &EventKeys, hold: &str, reason: Reason, requester: Option<&str>) -> RedisResult<ReleaseOutcome> {
     let Some(record) = read_hold(conn, keys, hold).await? else { return Ok(ReleaseOutcome::NotFound) };
     let mut inv = scripts.release.key(keys.holds());
-    inv.key(keys.avail()).key(keys.users()).key(keys.deadlines()).key(keys.stream()).key(keys.ended());
+    inv.key(keys.avail()).key(keys.users()).key(keys.stream()).key(keys.ended());
     for k in seat_keys(keys, &record) {
         inv.key(k);
     }
@@ -418,9 +418,41 @@ pub async fn forget(conn: &mut Redis, scripts: &Scripts, keys: &EventKeys, cutof
     scripts.forget.key(keys.holds()).key(keys.ended()).key(keys.idem()).arg(cutoff_ms).arg(limit).invoke_async(conn).await
 }
 
-/// Holds whose deadline is at or before `now_ms`, oldest first, at most `limit`.
-pub async fn lapsed_holds(conn: &mut Redis, keys: &EventKeys, now_ms: i64, limit: isize) -> RedisResult<Vec<String>> {
+/// Deadline buckets that ended at or before `now_ms` (by Redis's clock:
+/// no new hold can join them then), oldest first, at most `limit`.
+pub async fn due_buckets(conn: &mut Redis, keys: &EventKeys, now_ms: i64, limit: isize) -> RedisResult<Vec<i64>> {
     conn.zrangebyscore_limit(keys.deadlines(), "-inf", now_ms, 0, limit).await
+}
+
+/// The first `limit` holds listed in deadline bucket `bucket`.
+pub async fn bucket_holds(conn: &mut Redis, keys: &EventKeys, bucket: i64, limit: isize) -> RedisResult<Vec<String>> {
+    conn.lrange(keys.bucket(bucket), 0, limit - 1).await
+}
+
+/// Drops the `done` holds the caller read from the head of `bucket` (see
+/// `lua/trim_bucket.lua`); the number of holds left in it.
+pub async fn trim_bucket(conn: &mut Redis, scripts: &Scripts, keys: &EventKeys, bucket: i64, done: &[String]) -> RedisResult<i64> {
+    scripts
+        .trim_bucket
+        .key(keys.deadlines())
+        .key(keys.bucket(bucket))
+        .arg(bucket)
+        .arg(done.len())
+        .arg(done.first().map_or("", String::as_str))
+        .invoke_async(conn)
+        .await
+}
+
+/// Holds not yet finished (live, or lapsed and not yet released).
+pub async fn pending_holds(conn: &mut Redis, keys: &EventKeys) -> RedisResult<i64> {
+    let (all, ended): (i64, i64) = redis::pipe().hlen(keys.holds()).zcard(keys.ended()).query_async(conn).await?;
+    Ok(all - ended)
+}
+
+/// Redis's clock, epoch ms: the one the scripts judge expiry by.
+pub async fn redis_now_ms(conn: &mut Redis) -> RedisResult<i64> {
+    let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(conn).await?;
+    Ok(secs * 1000 + micros / 1000)
 }
 
 /// Every published event id.
@@ -455,7 +487,6 @@ pub async fn confirm(conn: &mut Redis, scripts: &Scripts, keys: &EventKeys, hold
     let mut inv = scripts.confirm.key(keys.holds());
     inv.key(keys.avail())
         .key(keys.users())
-        .key(keys.deadlines())
         .key(keys.stream())
         .key(keys.ended())
         .key(keys.order(pay.order));
@@ -539,7 +570,8 @@ fn queue_call<'s>(scripts: &'s Scripts, keys: &EventKeys, op: &str, user: &str, 
         .key(keys.queue_seq())
         .key(keys.queue_admitted())
         .key(keys.avail())
-        .key(keys.deadlines())
+        .key(keys.holds())
+        .key(keys.ended())
         .arg(op)
         .arg(user)
         .arg(ticket)

@@ -17,7 +17,7 @@ use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, RedisResult, ToRedisArgs
 const LIB: &str = include_str!("../../../lua/lib.lua");
 
 /// Each function of the library: its name and its file in `lua/`.
-const BODIES: [(&str, &str); 7] = [
+const BODIES: [(&str, &str); 8] = [
     ("hold", include_str!("../../../lua/hold.lua")),
     ("hold_ga", include_str!("../../../lua/hold_ga.lua")),
     ("release", include_str!("../../../lua/release.lua")),
@@ -25,6 +25,7 @@ const BODIES: [(&str, &str); 7] = [
     ("confirm", include_str!("../../../lua/confirm.lua")),
     ("queue", include_str!("../../../lua/queue.lua")),
     ("forget", include_str!("../../../lua/forget.lua")),
+    ("trim_bucket", include_str!("../../../lua/trim_bucket.lua")),
 ];
 
 /// The library as Redis loads it.
@@ -163,6 +164,7 @@ pub struct Scripts {
     pub confirm: Function,
     pub queue: Function,
     pub forget: Function,
+    pub trim_bucket: Function,
     pub library: Arc<Library>,
 }
 
@@ -178,6 +180,7 @@ impl Scripts {
             confirm: f("confirm"),
             queue: f("queue"),
             forget: f("forget"),
+            trim_bucket: f("trim_bucket"),
             library,
         }
     }

@@ -17,16 +17,18 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
-use redis::AsyncCommands;
 use stampede_common::Config;
 use stampede_common::clock::now_ms;
 use stampede_common::store::Redis;
 use stampede_inventory::keys::{TIMER_BUCKET_MS, parse_timer_key};
 use stampede_inventory::streams::{PERSISTER_GROUP, stream_info};
-use stampede_inventory::{EventKeys, Reason, ReleaseOutcome, Scripts, availability, forget, published_events, read_meta, release};
+use stampede_inventory::{
+    EventKeys, Reason, ReleaseOutcome, Scripts, availability, bucket_holds, due_buckets, forget, pending_holds, published_events, read_meta,
+    redis_now_ms, release, trim_bucket,
+};
 use tokio::sync::watch;
 
-/// How many lapsed holds one sweep of one event releases at most.
+/// How many due buckets, or holds of one bucket, one read takes.
 const SWEEP_BATCH: isize = 1000;
 
 /// How many release calls the worker keeps in flight.
@@ -55,7 +57,7 @@ impl ExpiryWorker {
         describe_histogram!(
             "hold_expiry_lag_seconds",
             Unit::Seconds,
-            "Time from a hold's deadline to its release by the expiry worker."
+            "Time from the end of a hold's deadline bucket (at most 250 ms after its deadline) to its release by the expiry worker."
         );
         describe_counter!("holds_forgotten_total", Unit::Count, "Finished holds dropped from Redis once Postgres had them and their retention had passed.");
         describe_gauge!("holds_active", Unit::Count, "Holds currently live (not yet released, expired or confirmed), over all events.");
@@ -91,18 +93,20 @@ impl ExpiryWorker {
         listener.abort();
     }
 
-    /// One pass over every event's deadline set: releases what has lapsed.
+    /// One pass over every event's deadline buckets: releases what has
+    /// lapsed, by Redis's clock (a bucket that has ended by it takes no new
+    /// hold).
     pub async fn sweep(&self) -> anyhow::Result<usize> {
         let mut conn = self.redis.clone();
-        let now = now_ms();
+        let now = redis_now_ms(&mut conn).await?;
         let mut released = 0;
         let mut active = 0;
         for event in published_events(&mut conn, &self.prefix).await? {
             let keys = EventKeys::new(&self.prefix, event);
-            let lapsed: Vec<(String, i64)> =
-                conn.zrangebyscore_limit_withscores(keys.deadlines(), "-inf", now, 0, SWEEP_BATCH).await?;
-            released += self.expire_all(&keys, &lapsed, "sweep").await?;
-            active += conn.zcard::<_, i64>(keys.deadlines()).await?;
+            for bucket in due_buckets(&mut conn, &keys, now, SWEEP_BATCH).await? {
+                released += self.expire_bucket(&keys, bucket, "sweep").await?;
+            }
+            active += pending_holds(&mut conn, &keys).await?;
             self.export_inventory(&mut conn, &keys).await?;
             self.forget_finished(&mut conn, &keys, now).await?;
         }
@@ -138,14 +142,14 @@ impl ExpiryWorker {
         Ok(())
     }
 
-    /// Releases `due` holds as expired, [`EXPIRE_CONCURRENCY`] calls in
+    /// Releases `due` holds of a bucket that ended at `end` as expired, [`EXPIRE_CONCURRENCY`] calls in
     /// flight at once (they share one multiplexed connection, so they travel
     /// pipelined): at a rush's rate one call at a time would fall behind.
     /// Returns how many this call released.
-    async fn expire_all(&self, keys: &EventKeys, due: &[(String, i64)], trigger: &'static str) -> anyhow::Result<usize> {
+    async fn expire_all(&self, keys: &EventKeys, due: &[String], end: i64, trigger: &'static str) -> anyhow::Result<usize> {
         // Built up front: a closure inside the stream's type trips the
         // compiler's Send inference for the spawned task.
-        let calls: Vec<_> = due.iter().map(|(hold, deadline)| self.expire(keys, hold, *deadline, trigger)).collect();
+        let calls: Vec<_> = due.iter().map(|hold| self.expire(keys, hold, end, trigger)).collect();
         let mut calls = futures_util::stream::iter(calls).buffer_unordered(EXPIRE_CONCURRENCY);
         let mut released = 0;
         while let Some(done) = calls.next().await {
@@ -156,18 +160,15 @@ impl ExpiryWorker {
         Ok(released)
     }
 
-    /// Releases one hold as expired; true if this call did it.
-    async fn expire(&self, keys: &EventKeys, hold: &str, deadline: i64, trigger: &'static str) -> anyhow::Result<bool> {
+    /// Releases one hold as expired; true if this call did it. A hold
+    /// already finished (or forgotten) is left alone.
+    async fn expire(&self, keys: &EventKeys, hold: &str, end: i64, trigger: &'static str) -> anyhow::Result<bool> {
         let mut conn = self.redis.clone();
         let outcome = release(&mut conn, &self.scripts, keys, hold, Reason::Expired, None).await?;
         if outcome == ReleaseOutcome::Expired {
             counter!("holds_expired_total", "trigger" => trigger).increment(1);
-            histogram!("hold_expiry_lag_seconds").record((now_ms() - deadline).max(0) as f64 / 1000.0);
+            histogram!("hold_expiry_lag_seconds").record((now_ms() - end).max(0) as f64 / 1000.0);
             return Ok(true);
-        }
-        if outcome == ReleaseOutcome::NotFound {
-            // A deadline without its hold (the record aged out): drop it.
-            let _: i64 = conn.zrem(keys.deadlines(), hold).await?;
         }
         Ok(false)
     }
@@ -198,28 +199,30 @@ impl ExpiryWorker {
             let Ok(key) = msg.get_payload::<String>() else { continue };
             let Some((event, bucket)) = parse_timer_key(&self.prefix, &key) else { continue };
             let keys = EventKeys::new(&self.prefix, event);
-            if let Err(e) = self.expire_bucket(&keys, bucket * TIMER_BUCKET_MS).await {
+            if let Err(e) = self.expire_bucket(&keys, bucket, "notification").await {
                 tracing::warn!(error = %e, event, bucket, "releasing expired holds failed; the sweeper will retry");
             }
         }
         anyhow::bail!("notification stream ended")
     }
 
-    /// Releases every hold of the event whose deadline is at or before
-    /// `end` (a timer bucket's end, which has passed when its timer fires).
-    async fn expire_bucket(&self, keys: &EventKeys, end: i64) -> anyhow::Result<()> {
+    /// Releases every hold listed in deadline bucket `bucket` (which has
+    /// ended: its timer fired, or Redis's clock is past it), a batch at a
+    /// time, dropping each batch from the list once done, and the bucket
+    /// once its list is empty. A crash midway leaves the rest listed for
+    /// the next sweep. Returns how many this call released.
+    async fn expire_bucket(&self, keys: &EventKeys, bucket: i64, trigger: &'static str) -> anyhow::Result<usize> {
         let mut conn = self.redis.clone();
-        // Released holds leave the deadline set, so each round sees new
-        // ones; the bound stops a round that could not release anything.
-        for _ in 0..64 {
-            let due: Vec<(String, i64)> = conn.zrangebyscore_limit_withscores(keys.deadlines(), "-inf", end, 0, SWEEP_BATCH).await?;
-            // The hold's own `exp` is the truth: one paid meanwhile is left alone.
-            let released = self.expire_all(keys, &due, "notification").await?;
-            if due.len() < SWEEP_BATCH as usize || released == 0 {
-                break;
+        let end = bucket * TIMER_BUCKET_MS;
+        let mut released = 0;
+        loop {
+            let due = bucket_holds(&mut conn, keys, bucket, SWEEP_BATCH).await?;
+            // The hold's own `exp` is the truth: one paid or released meanwhile is left alone.
+            released += self.expire_all(keys, &due, end, trigger).await?;
+            if trim_bucket(&mut conn, &self.scripts, keys, bucket, &due).await? == 0 || due.is_empty() {
+                return Ok(released);
             }
         }
-        Ok(())
     }
 }
 

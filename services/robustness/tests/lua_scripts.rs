@@ -14,8 +14,9 @@
 //! - per section, sold + held + available = capacity, and the `sold:`
 //!   counter equals the sold seats (seated) — no counter below zero;
 //! - no key outside the layout (a seat hash of an unknown section, a junk key);
-//! - a live hold owns every seat (or its places) it lists, is in the
-//!   deadline set and in its user's record; a finished one is in neither,
+//! - a live hold owns every seat (or its places) it lists, is listed in
+//!   the deadline bucket of its expiry (whose bucket is in `deadlines`)
+//!   and in its user's record; a finished one is not in its user's record,
 //!   and is in the ended set (until forgotten); every idempotency entry
 //!   names a hold of its user, and every hold made with a key is its entry;
 //! - the waiting room: one ticket per user, each in line once at a place
@@ -33,6 +34,7 @@ use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use redis::{Commands, Connection, Value};
 use stampede_inventory::scripts::Function;
+use stampede_inventory::keys::TIMER_BUCKET_MS;
 use stampede_inventory::{EventKeys, HoldRecord, Scripts};
 
 const SEATED: i64 = 11;
@@ -366,14 +368,7 @@ fn build<'s>(
                 Requester::Other => "4".to_owned(),
                 Requester::Worker => String::new(),
             };
-            let mut keys = vec![
-                k.holds(),
-                k.avail(),
-                k.users(),
-                k.deadlines(),
-                k.stream(),
-                k.ended(),
-            ];
+            let mut keys = vec![k.holds(), k.avail(), k.users(), k.stream(), k.ended()];
             keys.extend(seat_keys);
             let reason = if *expired { "expired" } else { "released" };
             Some((
@@ -391,15 +386,7 @@ fn build<'s>(
                 "4".to_owned()
             };
             let order = token();
-            let mut keys = vec![
-                k.holds(),
-                k.avail(),
-                k.users(),
-                k.deadlines(),
-                k.stream(),
-                k.ended(),
-                k.order(&order),
-            ];
+            let mut keys = vec![k.holds(), k.avail(), k.users(), k.stream(), k.ended(), k.order(&order)];
             keys.extend(seat_keys);
             let args = vec![
                 hold,
@@ -413,7 +400,7 @@ fn build<'s>(
             Some((&scripts.confirm, keys, args))
         }
         Action::QueueJoin { user } => {
-            let keys = vec![k.meta(), k.queue(), k.queue_users(), k.queue_seq(), k.queue_admitted(), k.avail(), k.deadlines()];
+            let keys = vec![k.meta(), k.queue(), k.queue_users(), k.queue_seq(), k.queue_admitted(), k.avail(), k.holds(), k.ended()];
             let args = vec!["join".to_owned(), USERS[*user].to_owned(), token(), "2".to_owned(), "1".to_owned()];
             Some((&scripts.queue, keys, args))
         }
@@ -421,7 +408,7 @@ fn build<'s>(
             let asker = USERS[*user];
             let whose = if *own { asker } else { USERS[(*user + 1) % USERS.len()] };
             let ticket: Option<String> = con.hget(k.queue_users(), whose).ok().flatten();
-            let keys = vec![k.meta(), k.queue(), k.queue_users(), k.queue_seq(), k.queue_admitted(), k.avail(), k.deadlines()];
+            let keys = vec![k.meta(), k.queue(), k.queue_users(), k.queue_seq(), k.queue_admitted(), k.avail(), k.holds(), k.ended()];
             let args = vec!["status".to_owned(), asker.to_owned(), ticket.unwrap_or_else(token), "2".to_owned(), "1".to_owned()];
             Some((&scripts.queue, keys, args))
         }
@@ -559,7 +546,7 @@ fn check(con: &mut Connection, ev: &Event) -> Result<(), String> {
             | "queue:seq" | "queue:admitted" => true,
             s if s == format!("seats:{SEATED}") || s == format!("ga:{GA}") => true,
             s => match s.split_once(':') {
-                Some(("t", b)) => b.parse::<i64>().is_ok_and(|b| b > 0),
+                Some(("t" | "d", b)) => b.parse::<i64>().is_ok_and(|b| b > 0),
                 Some(("o", t)) if is_token(t) => {
                     orders.push(t.to_owned());
                     true
@@ -680,11 +667,28 @@ fn check(con: &mut Connection, ev: &Event) -> Result<(), String> {
             ));
         }
     }
-    let deadlines: HashMap<String, i64> = con
+    // Deadline buckets: each listed with its end, and each list's bucket listed.
+    let buckets: HashMap<String, i64> = con
         .zrange_withscores::<_, Vec<(String, i64)>>(k.deadlines(), 0, -1)
         .map_err(|e| format!("deadlines: {e}"))?
         .into_iter()
         .collect();
+    for (b, end) in &buckets {
+        if b.parse::<i64>().map(|b| b * TIMER_BUCKET_MS) != Ok(*end) {
+            problems.push(format!("deadline bucket {b} ends at {end}"));
+        }
+    }
+    let mut listed: HashMap<String, String> = HashMap::new();
+    for key in all.iter().filter(|key| key[base.len()..].starts_with("d:")) {
+        let b = key[base.len() + 2..].to_owned();
+        if !buckets.contains_key(&b) {
+            problems.push(format!("deadline list {key} of a bucket not in deadlines"));
+        }
+        let ids: Vec<String> = con.lrange(key, 0, -1).map_err(|e| format!("lrange: {e}"))?;
+        for id in ids {
+            listed.insert(id, b.clone());
+        }
+    }
     let users: HashMap<String, String> =
         con.hgetall(k.users()).map_err(|e| format!("users: {e}"))?;
     let ended: HashSet<String> = con
@@ -745,10 +749,9 @@ fn check(con: &mut Connection, ev: &Event) -> Result<(), String> {
         }
         let live = status == "held" && exp > now;
         if live {
-            if deadlines.get(t) != Some(&exp) {
-                problems.push(format!(
-                    "live hold {t} is not in the deadline set at its expiry"
-                ));
+            let bucket = (exp + TIMER_BUCKET_MS - 1) / TIMER_BUCKET_MS;
+            if listed.get(t) != Some(&bucket.to_string()) {
+                problems.push(format!("live hold {t} is not listed in deadline bucket {bucket} (in {:?})", listed.get(t)));
             }
             let entry = format!("{t},{qty},{exp}");
             if !users
@@ -791,10 +794,6 @@ fn check(con: &mut Connection, ev: &Event) -> Result<(), String> {
                     problems.push(format!("live GA hold {t} of section {section} is not in the GA set at its expiry ({score:?})"));
                 }
             }
-        } else if status != "held" && deadlines.contains_key(t) {
-            problems.push(format!(
-                "finished hold {t} ({status}) is still in the deadline set"
-            ));
         }
     }
     for o in &orders {
