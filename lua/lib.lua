@@ -150,3 +150,34 @@ end
 local function is_idem(s)
   return type(s) == 'string' and #s <= 128 and string.find(s, '^[%w_.:-]*$') ~= nil
 end
+
+-- Ends a live hold `h` (its record, parsed) as `reason` ('released' or
+-- 'expired') at `now`: frees what it still owns (a lapsed seat may be
+-- someone else's now), drops it from its user's record, marks the record
+-- ended and appends hold.<reason>. `k` names the event's holds, avail,
+-- users, stream and ended keys; the seat hashes and GA sets are the
+-- event's own (`base`), as the hold's seats name them.
+local function end_hold(k, base, hold, h, reason, now)
+  if h.section ~= '' then
+    if redis.call('ZREM', base .. 'ga:' .. h.section, h.qty .. ':' .. hold) == 1 then
+      redis.call('HINCRBY', k.avail, h.section, h.qty)
+    end
+  else
+    local mine = 'h' .. h.exp .. ':' .. hold
+    for id in string.gmatch(h.seats, '[^,]+') do
+      local sid, field = string.match(id, '^(%d+):(.+)$')
+      local seats = base .. 'seats:' .. sid
+      if redis.call('HGET', seats, field) == mine then
+        redis.call('HDEL', seats, field)
+        redis.call('HINCRBY', k.avail, sid, 1)
+      end
+    end
+  end
+  local sold, _, kept = load_user(redis.call('HGET', k.users, h.user), now)
+  save_user(k.users, h.user, sold, without(kept, hold))
+  h.status = reason
+  redis.call('HSET', k.holds, hold, save_hold(h))
+  redis.call('ZADD', k.ended, now, hold)
+  redis.call('XADD', k.stream, '*', 'type', 'hold.' .. reason, 'hold', hold, 'user', h.user, 'seats', h.seats,
+    'section', h.section, 'qty', h.qty, 'amount', h.amount, 'exp', h.exp, 'at', fmt(now))
+end

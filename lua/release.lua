@@ -28,29 +28,6 @@ elseif reason == 'expired' then
 end
 if not seat_keys_are(KEYS, base, 6, h.seats, h.section) then return shape_error('release') end
 
-if h.section ~= '' then
-  if redis.call('ZREM', KEYS[6], h.qty .. ':' .. hold) == 1 then
-    redis.call('HINCRBY', KEYS[2], h.section, h.qty)
-  end
-else
-  local i = 0
-  local mine = 'h' .. h.exp .. ':' .. hold
-  for id in string.gmatch(h.seats, '[^,]+') do
-    i = i + 1
-    local sid, field = string.match(id, '^(%d+):(.+)$')
-    -- Free only what this hold still owns: a lapsed seat may be someone else's now.
-    if redis.call('HGET', KEYS[5 + i], field) == mine then
-      redis.call('HDEL', KEYS[5 + i], field)
-      redis.call('HINCRBY', KEYS[2], sid, 1)
-    end
-  end
-end
-
-local sold, _, kept = load_user(redis.call('HGET', KEYS[3], h.user), now)
-save_user(KEYS[3], h.user, sold, without(kept, hold))
-h.status = reason
-redis.call('HSET', KEYS[1], hold, save_hold(h))
-redis.call('ZADD', KEYS[5], now, hold)
-redis.call('XADD', KEYS[4], '*', 'type', 'hold.' .. reason, 'hold', hold, 'user', h.user, 'seats', h.seats,
-  'section', h.section, 'qty', h.qty, 'amount', h.amount, 'exp', h.exp, 'at', fmt(now))
+end_hold({ holds = KEYS[1], avail = KEYS[2], users = KEYS[3], stream = KEYS[4], ended = KEYS[5] },
+  base, hold, h, reason, now)
 return { reason, h.exp }

@@ -424,23 +424,33 @@ pub async fn due_buckets(conn: &mut Redis, keys: &EventKeys, now_ms: i64, limit:
     conn.zrangebyscore_limit(keys.deadlines(), "-inf", now_ms, 0, limit).await
 }
 
-/// The first `limit` holds listed in deadline bucket `bucket`.
-pub async fn bucket_holds(conn: &mut Redis, keys: &EventKeys, bucket: i64, limit: isize) -> RedisResult<Vec<String>> {
-    conn.lrange(keys.bucket(bucket), 0, limit - 1).await
+/// What one call of `lua/expire_bucket.lua` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BucketExpiry {
+    /// How far past its deadline each hold it expired was, in ms.
+    pub lags_ms: Vec<i64>,
+    /// Holds still listed in the bucket; `None` if the bucket has not ended.
+    pub left: Option<i64>,
 }
 
-/// Drops the `done` holds the caller read from the head of `bucket` (see
-/// `lua/trim_bucket.lua`); the number of holds left in it.
-pub async fn trim_bucket(conn: &mut Redis, scripts: &Scripts, keys: &EventKeys, bucket: i64, done: &[String]) -> RedisResult<i64> {
-    scripts
-        .trim_bucket
+/// Expires up to `limit` holds listed in deadline bucket `bucket`, in one
+/// atomic call (see `lua/expire_bucket.lua`).
+pub async fn expire_bucket(conn: &mut Redis, scripts: &Scripts, keys: &EventKeys, bucket: i64, limit: i64) -> RedisResult<BucketExpiry> {
+    let reply: Vec<i64> = scripts
+        .expire_bucket
+        .key(keys.holds())
+        .key(keys.avail())
+        .key(keys.users())
+        .key(keys.stream())
+        .key(keys.ended())
         .key(keys.deadlines())
         .key(keys.bucket(bucket))
         .arg(bucket)
-        .arg(done.len())
-        .arg(done.first().map_or("", String::as_str))
+        .arg(limit)
         .invoke_async(conn)
-        .await
+        .await?;
+    let left = reply.get(1).copied().unwrap_or(0);
+    Ok(BucketExpiry { lags_ms: reply.get(2..).map(<[i64]>::to_vec).unwrap_or_default(), left: (left >= 0).then_some(left) })
 }
 
 /// Holds not yet finished (live, or lapsed and not yet released).

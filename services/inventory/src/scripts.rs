@@ -25,7 +25,7 @@ const BODIES: [(&str, &str); 8] = [
     ("confirm", include_str!("../../../lua/confirm.lua")),
     ("queue", include_str!("../../../lua/queue.lua")),
     ("forget", include_str!("../../../lua/forget.lua")),
-    ("trim_bucket", include_str!("../../../lua/trim_bucket.lua")),
+    ("expire_bucket", include_str!("../../../lua/expire_bucket.lua")),
 ];
 
 /// The library as Redis loads it.
@@ -164,7 +164,7 @@ pub struct Scripts {
     pub confirm: Function,
     pub queue: Function,
     pub forget: Function,
-    pub trim_bucket: Function,
+    pub expire_bucket: Function,
     pub library: Arc<Library>,
 }
 
@@ -180,7 +180,7 @@ impl Scripts {
             confirm: f("confirm"),
             queue: f("queue"),
             forget: f("forget"),
-            trim_bucket: f("trim_bucket"),
+            expire_bucket: f("expire_bucket"),
             library,
         }
     }

@@ -102,6 +102,9 @@ enum Action {
     QueueJoin { user: usize },
     /// Asks where a ticket stands: the user's own, or another one's.
     QueueStatus { user: usize, own: bool },
+    /// The expiry worker's turn at a deadline bucket (one that is listed,
+    /// mostly), by index, modulo.
+    ExpireBucket { pick: usize },
     /// Forgets finished holds that ended up to `ago` ms before now (or
     /// after it, when negative), as the expiry worker does once Postgres
     /// has them.
@@ -218,6 +221,7 @@ fn action() -> impl Strategy<Value = Action> {
         1 => (0..USERS.len()).prop_map(|user| Action::QueueJoin { user }),
         1 => (0..USERS.len(), prop::bool::weighted(0.8)).prop_map(|(user, own)| Action::QueueStatus { user, own }),
         1 => (-1000i64..1000).prop_map(|ago| Action::Forget { ago }),
+        2 => any::<usize>().prop_map(|pick| Action::ExpireBucket { pick }),
         1 => (0u64..=HOLD_MS as u64 + 100).prop_map(Action::Sleep),
     ]
 }
@@ -411,6 +415,16 @@ fn build<'s>(
             let keys = vec![k.meta(), k.queue(), k.queue_users(), k.queue_seq(), k.queue_admitted(), k.avail(), k.holds(), k.ended()];
             let args = vec!["status".to_owned(), asker.to_owned(), ticket.unwrap_or_else(token), "2".to_owned(), "1".to_owned()];
             Some((&scripts.queue, keys, args))
+        }
+        Action::ExpireBucket { pick } => {
+            let buckets: Vec<String> = con.zrange(k.deadlines(), 0, -1).expect("zrange");
+            let b = match buckets.len() {
+                0 => "1".to_owned(),
+                _ if pick % 8 == 0 => (redis_now(con) / TIMER_BUCKET_MS + 1).to_string(),
+                n => buckets[pick % n].clone(),
+            };
+            let keys = vec![k.holds(), k.avail(), k.users(), k.stream(), k.ended(), k.deadlines(), k.bucket(b.parse().unwrap_or(1))];
+            Some((&scripts.expire_bucket, keys, vec![b, "100".to_owned()]))
         }
         Action::Forget { ago } => {
             let keys = vec![k.holds(), k.ended(), k.idem()];
