@@ -192,7 +192,7 @@ impl Config {
             charge_grace_seconds: env.ranged_or("STAMPEDE_CHARGE_GRACE_SECONDS", 120, 1, 86_400)?,
             charge_reconcile_seconds: env.ranged_or("STAMPEDE_CHARGE_RECONCILE_SECONDS", 60, 1, 86_400)?,
             mail_dir: env.string_or("STAMPEDE_MAIL_DIR", ".run/mail"),
-            expiry_sweep_ms: env.ranged_or("STAMPEDE_EXPIRY_SWEEP_MS", 1000, 10, 600_000)?,
+            expiry_sweep_ms: env.ranged_or("STAMPEDE_EXPIRY_SWEEP_MS", 250, 10, 600_000)?,
             finished_hold_retention_ms: env.ranged_or("STAMPEDE_FINISHED_HOLD_RETENTION_SECONDS", 600, 0, 30 * 86_400)? * 1000,
             persister_batch: env.ranged_or("STAMPEDE_PERSISTER_BATCH", 500, 1, 10_000)?,
             persister_claim_idle_ms: env.ranged_or("STAMPEDE_PERSISTER_CLAIM_IDLE_MS", 30_000, 100, 3_600_000)?,

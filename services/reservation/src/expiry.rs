@@ -29,6 +29,9 @@ use tokio::sync::watch;
 /// How many due buckets, or holds of one bucket, one read takes.
 const SWEEP_BATCH: isize = 1000;
 
+/// How often the worker exports its gauges and forgets finished holds.
+const UPKEEP_EVERY: Duration = Duration::from_secs(1);
+
 /// How many holds one call of the bucket expiry releases at most: each
 /// call holds Redis for its length (about 30 µs a hold), so a batch is kept
 /// short enough not to show in the holds' latency.
@@ -80,11 +83,18 @@ impl ExpiryWorker {
         let mut stopped = std::pin::pin!(stampede_common::http::stopped(stop));
         let mut tick = tokio::time::interval(self.sweep_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_upkeep = tokio::time::Instant::now() - UPKEEP_EVERY;
         loop {
             tokio::select! {
                 _ = tick.tick() => {
                     if let Err(e) = self.sweep().await {
                         tracing::warn!(error = %e, "expiry sweep failed");
+                    }
+                    if last_upkeep.elapsed() >= UPKEEP_EVERY {
+                        last_upkeep = tokio::time::Instant::now();
+                        if let Err(e) = self.upkeep().await {
+                            tracing::warn!(error = %e, "expiry upkeep failed");
+                        }
                     }
                 }
                 _ = &mut stopped => break,
@@ -95,23 +105,38 @@ impl ExpiryWorker {
 
     /// One pass over every event's deadline buckets: releases what has
     /// lapsed, by Redis's clock (a bucket that has ended by it takes no new
-    /// hold).
+    /// hold). Keyspace notifications come only when Redis's active expiry
+    /// finds a timer, which among many keys with a TTL (orders, payment
+    /// keys) can be seconds late; so the sweep runs often
+    /// (`STAMPEDE_EXPIRY_SWEEP_MS`, 250) and costs one read per event when
+    /// nothing is due.
     pub async fn sweep(&self) -> anyhow::Result<usize> {
         let mut conn = self.redis.clone();
         let now = redis_now_ms(&mut conn).await?;
         let mut released = 0;
-        let mut active = 0;
         for event in published_events(&mut conn, &self.prefix).await? {
             let keys = EventKeys::new(&self.prefix, event);
             for bucket in due_buckets(&mut conn, &keys, now, SWEEP_BATCH).await? {
                 released += self.expire_bucket(&keys, bucket, "sweep").await?;
             }
+        }
+        Ok(released)
+    }
+
+    /// Once every [`UPKEEP_EVERY`]: the gauges of every event, and finished
+    /// holds forgotten once Postgres has them.
+    pub async fn upkeep(&self) -> anyhow::Result<()> {
+        let mut conn = self.redis.clone();
+        let now = redis_now_ms(&mut conn).await?;
+        let mut active = 0;
+        for event in published_events(&mut conn, &self.prefix).await? {
+            let keys = EventKeys::new(&self.prefix, event);
             active += pending_holds(&mut conn, &keys).await?;
             self.export_inventory(&mut conn, &keys).await?;
             self.forget_finished(&mut conn, &keys, now).await?;
         }
         gauge!("holds_active").set(active as f64);
-        Ok(released)
+        Ok(())
     }
 
     /// Drops finished holds of `keys`'s event that ended before both the
