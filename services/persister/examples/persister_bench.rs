@@ -123,7 +123,8 @@ async fn main() -> anyhow::Result<()> {
             client.execute(&format!("DELETE FROM {table} WHERE event_id = $1"), &[&event]).await?;
         }
     }
-    // How much of the time went into Postgres writes (the rest: Redis reads, acks, decoding).
+    // Time spent in Postgres writes, summed over the worker's concurrent lanes: it may
+    // exceed the wall time.
     let written: f64 = stampede_common::telemetry::render()
         .lines()
         .filter(|l| l.starts_with("persister_write_duration_seconds_sum"))

@@ -1,15 +1,17 @@
 //! Writing a batch of decoded messages to Postgres: one transaction, one
 //! multi-row upsert per table (`INSERT … SELECT FROM unnest(…) ON CONFLICT
-//! …`). Every statement is idempotent and never regresses a status (see
-//! `0003_ledger.sql`), so a replayed or late message changes nothing it
-//! should not. Rows are merged per key and sorted before writing, so one
-//! statement never touches a row twice and concurrent persisters lock rows
-//! in the same order.
+//! …`), the four sent together (one round trip between `BEGIN` and
+//! `COMMIT`) and checked before the commit. Every statement is idempotent
+//! and never regresses a status (see `0003_ledger.sql`), so a replayed or
+//! late message changes nothing it should not. Rows are merged per key and
+//! sorted before writing, so one statement never touches a row twice and
+//! concurrent persisters lock rows in the same order.
 
 use std::collections::BTreeMap;
 
-use deadpool_postgres::{Client, Pool};
+use deadpool_postgres::{Client, Pool, Transaction};
 use tokio_postgres::error::SqlState;
+use tokio_postgres::{Row, Statement};
 
 use crate::records::{HoldRow, Message, OrderRow, PaymentRow};
 
@@ -170,105 +172,124 @@ impl Batch {
 
     async fn write_with(&self, client: &mut Client) -> Result<Written, WriteError> {
         let tx = client.transaction().await?;
-        let mut written = Written::default();
-        if !self.holds.is_empty() {
-            written.holds = self.holds.len();
-            let rows: Vec<&HoldRow> = self.holds.values().collect();
-            let stmt = tx.prepare_cached(UPSERT_HOLDS).await?;
-            tx.execute(
-                &stmt,
-                &[
-                    &rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
-                    &rows.iter().map(|r| r.event).collect::<Vec<_>>(),
-                    &rows.iter().map(|r| r.user).collect::<Vec<_>>(),
-                    &rows.iter().map(|r| r.section).collect::<Vec<_>>(),
-                    &rows.iter().map(|r| r.seats.as_str()).collect::<Vec<_>>(),
-                    &rows.iter().map(|r| r.quantity).collect::<Vec<_>>(),
-                    &rows.iter().map(|r| r.amount_cents).collect::<Vec<_>>(),
-                    &rows.iter().map(|r| r.status).collect::<Vec<_>>(),
-                    &rows.iter().map(|r| r.rank).collect::<Vec<_>>(),
-                    &rows.iter().map(|r| r.expires_ms).collect::<Vec<_>>(),
-                    &rows.iter().map(|r| r.created_ms).collect::<Vec<_>>(),
-                    &rows.iter().map(|r| r.updated_ms).collect::<Vec<_>>(),
-                ],
-            )
-            .await?;
-        }
-        if !self.orders.is_empty() {
-            written.orders = self.orders.len();
-            let rows: Vec<&OrderRow> = self.orders.values().collect();
-            let stmt = tx.prepare_cached(INSERT_ORDERS).await?;
-            tx.execute(
-                &stmt,
-                &[
-                    &rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
-                    &rows.iter().map(|r| r.hold.as_str()).collect::<Vec<_>>(),
-                    &rows.iter().map(|r| r.event).collect::<Vec<_>>(),
-                    &rows.iter().map(|r| r.user).collect::<Vec<_>>(),
-                    &rows.iter().map(|r| r.section).collect::<Vec<_>>(),
-                    &rows.iter().map(|r| r.seats.as_str()).collect::<Vec<_>>(),
-                    &rows.iter().map(|r| r.quantity).collect::<Vec<_>>(),
-                    &rows.iter().map(|r| r.amount_cents).collect::<Vec<_>>(),
-                    &rows.iter().map(|r| r.payment.as_str()).collect::<Vec<_>>(),
-                    &rows.iter().map(|r| r.created_ms).collect::<Vec<_>>(),
-                ],
-            )
-            .await?;
-            // An order id already taken by another hold is a conflict, not a replay.
-            let stmt = tx.prepare_cached(CHECK_ORDERS).await?;
-            let clash = tx
-                .query(
-                    &stmt,
-                    &[
-                        &rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
-                        &rows.iter().map(|r| r.hold.as_str()).collect::<Vec<_>>(),
-                    ],
-                )
-                .await?;
-            if let Some(row) = clash.first() {
-                let id: String = row.get(0);
+        // A request goes out when its future is first polled, and `biased`
+        // polls in this order: with the statements prepared first (once per
+        // connection), the four go out together and run in this order.
+        let upsert_holds = tx.prepare_cached(UPSERT_HOLDS).await?;
+        let insert_orders = tx.prepare_cached(INSERT_ORDERS).await?;
+        let insert_seats = tx.prepare_cached(INSERT_SEATS).await?;
+        let upsert_payments = tx.prepare_cached(UPSERT_PAYMENTS).await?;
+        let (holds, orders, seats, payments) = tokio::join!(
+            biased;
+            self.upsert_holds(&tx, &upsert_holds),
+            self.insert_orders(&tx, &insert_orders),
+            self.insert_seats(&tx, &insert_seats),
+            self.upsert_payments(&tx, &upsert_payments),
+        );
+        // The first failure is the cause: the statements after it only
+        // report the transaction aborted.
+        let (_, orders, seats, _) = (holds?, orders?, seats?, payments?);
+        // An order id already taken by another hold is a conflict, not a replay.
+        for row in orders {
+            let (id, hold): (&str, &str) = (row.get(0), row.get(1));
+            if self.orders.get(id).is_some_and(|mine| mine.hold != hold) {
                 return Err(WriteError::Rejected(format!("order {id} exists for another hold")));
             }
         }
-        if !self.seats.is_empty() {
-            written.order_seats = self.seats.len();
-            let stmt = tx.prepare_cached(INSERT_SEATS).await?;
-            let events: Vec<i64> = self.seats.keys().map(|(e, _)| *e).collect();
-            let seats: Vec<&str> = self.seats.keys().map(|(_, s)| s.as_str()).collect();
-            let orders: Vec<&str> = self.seats.values().map(String::as_str).collect();
-            let returned = tx.query(&stmt, &[&events, &seats, &orders]).await?;
-            for row in returned {
-                let (event, seat, order): (i64, String, String) = (row.get(0), row.get(1), row.get(2));
-                if self.seats.get(&(event, seat.clone())).is_some_and(|mine| *mine != order) {
-                    return Err(WriteError::Rejected(format!("seat {seat} of event {event} is already sold to order {order}")));
-                }
+        for row in seats {
+            let (key, order): ((i64, String), &str) = ((row.get(0), row.get(1)), row.get(2));
+            if self.seats.get(&key).is_some_and(|mine| mine != order) {
+                let (event, seat) = key;
+                return Err(WriteError::Rejected(format!("seat {seat} of event {event} is already sold to order {order}")));
             }
         }
-        if !self.payments.is_empty() {
-            written.payments = self.payments.len();
-            let rows: Vec<&PaymentRow> = self.payments.values().collect();
-            let stmt = tx.prepare_cached(UPSERT_PAYMENTS).await?;
-            tx.execute(
-                &stmt,
-                &[
-                    &rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
-                    &rows.iter().map(|r| r.hold.as_str()).collect::<Vec<_>>(),
-                    &rows.iter().map(|r| r.order.as_deref()).collect::<Vec<_>>(),
-                    &rows.iter().map(|r| r.event).collect::<Vec<_>>(),
-                    &rows.iter().map(|r| r.user).collect::<Vec<_>>(),
-                    &rows.iter().map(|r| r.amount_cents).collect::<Vec<_>>(),
-                    &rows.iter().map(|r| r.status).collect::<Vec<_>>(),
-                    &rows.iter().map(|r| r.rank).collect::<Vec<_>>(),
-                    &rows.iter().map(|r| r.charge.as_str()).collect::<Vec<_>>(),
-                    &rows.iter().map(|r| r.reason.as_deref()).collect::<Vec<_>>(),
-                    &rows.iter().map(|r| r.created_ms).collect::<Vec<_>>(),
-                    &rows.iter().map(|r| r.updated_ms).collect::<Vec<_>>(),
-                ],
-            )
-            .await?;
-        }
         tx.commit().await?;
-        Ok(written)
+        Ok(Written { holds: self.holds.len(), orders: self.orders.len(), order_seats: self.seats.len(), payments: self.payments.len() })
+    }
+
+    async fn upsert_holds(&self, tx: &Transaction<'_>, stmt: &Statement) -> Result<u64, tokio_postgres::Error> {
+        if self.holds.is_empty() {
+            return Ok(0);
+        }
+        let rows: Vec<&HoldRow> = self.holds.values().collect();
+        tx.execute(
+            stmt,
+            &[
+                &rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.event).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.user).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.section).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.seats.as_str()).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.quantity).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.amount_cents).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.status).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.rank).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.expires_ms).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.created_ms).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.updated_ms).collect::<Vec<_>>(),
+            ],
+        )
+        .await
+    }
+
+    /// The orders that are new or clash (see [`INSERT_ORDERS`]).
+    async fn insert_orders(&self, tx: &Transaction<'_>, stmt: &Statement) -> Result<Vec<Row>, tokio_postgres::Error> {
+        if self.orders.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<&OrderRow> = self.orders.values().collect();
+        tx.query(
+            stmt,
+            &[
+                &rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.hold.as_str()).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.event).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.user).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.section).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.seats.as_str()).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.quantity).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.amount_cents).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.payment.as_str()).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.created_ms).collect::<Vec<_>>(),
+            ],
+        )
+        .await
+    }
+
+    /// The seats that are new or clash (see [`INSERT_SEATS`]).
+    async fn insert_seats(&self, tx: &Transaction<'_>, stmt: &Statement) -> Result<Vec<Row>, tokio_postgres::Error> {
+        if self.seats.is_empty() {
+            return Ok(Vec::new());
+        }
+        let events: Vec<i64> = self.seats.keys().map(|(e, _)| *e).collect();
+        let seats: Vec<&str> = self.seats.keys().map(|(_, s)| s.as_str()).collect();
+        let orders: Vec<&str> = self.seats.values().map(String::as_str).collect();
+        tx.query(stmt, &[&events, &seats, &orders]).await
+    }
+
+    async fn upsert_payments(&self, tx: &Transaction<'_>, stmt: &Statement) -> Result<u64, tokio_postgres::Error> {
+        if self.payments.is_empty() {
+            return Ok(0);
+        }
+        let rows: Vec<&PaymentRow> = self.payments.values().collect();
+        tx.execute(
+            stmt,
+            &[
+                &rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.hold.as_str()).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.order.as_deref()).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.event).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.user).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.amount_cents).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.status).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.rank).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.charge.as_str()).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.reason.as_deref()).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.created_ms).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.updated_ms).collect::<Vec<_>>(),
+            ],
+        )
+        .await
     }
 }
 
@@ -303,6 +324,9 @@ const UPSERT_HOLDS: &str = concat!(
         OR EXCLUDED.created_at < holds.created_at"
 );
 
+/// An order already written for the same hold is a replay (no write); an
+/// order id taken by another hold comes back with that hold, and the batch
+/// fails. New orders come back with their own hold.
 const INSERT_ORDERS: &str = concat!(
     "INSERT INTO orders (id, hold_id, event_id, user_id, section_id, seats, quantity, amount_cents, status,
                          payment_id, created_at)
@@ -313,12 +337,10 @@ const INSERT_ORDERS: &str = concat!(
      FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::int8[], $6::text[], $7::int4[], $8::int8[],
                  $9::text[], $10::int8[])
           AS u(id, hold_id, event_id, user_id, section_id, seats, quantity, amount_cents, payment_id, created)
-     ON CONFLICT (id) DO NOTHING"
+     ON CONFLICT (id) DO UPDATE SET hold_id = orders.hold_id
+     WHERE orders.hold_id <> EXCLUDED.hold_id
+     RETURNING id, hold_id"
 );
-
-/// Orders of this batch whose id is already another hold's order.
-const CHECK_ORDERS: &str = "SELECT o.id FROM orders o JOIN unnest($1::text[], $2::text[]) AS u(id, hold_id)
-     ON o.id = u.id WHERE o.hold_id <> u.hold_id LIMIT 1";
 
 /// A seat already sold to the same order is a replay (no write); sold to
 /// another order it comes back with that order, and the batch fails.

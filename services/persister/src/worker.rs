@@ -12,6 +12,12 @@
 //! once. Several persisters share the work (distinct consumer names), and
 //! one that dies leaves its pending entries to be claimed by the others.
 //!
+//! Within a worker, [`LANES`] tasks share the work the same way under one
+//! consumer name, and each reads its next batch while it writes the last
+//! one (entries read ahead stay this consumer's through an outage too).
+//! Batches may land out of stream order, as with several persisters: no
+//! write ever regresses a record, so the order does not matter.
+//!
 //! On an interval it also trims the streams below what every group has
 //! acknowledged, exports the stream gauges, and runs the inventory check
 //! ([`crate::reconcile`]), exporting `inventory_drift_seats`.
@@ -28,13 +34,18 @@ use stampede_common::Config;
 use stampede_common::store::Redis;
 use stampede_inventory::streams::{self, Entry, GroupReader, ReaderOptions};
 use stampede_inventory::{EventKeys, published_events};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
 
 use crate::ledger::{Batch, WriteError, Written};
 use crate::records::{Message, decode};
 
 /// The persister's consumer group.
 pub const GROUP: &str = stampede_inventory::streams::PERSISTER_GROUP;
+
+/// Lanes per worker: tasks reading and writing batches of their own, so
+/// that one writes while the other reads, decodes or waits on a round trip.
+const LANES: usize = 2;
 
 /// The longest wait between two attempts at an unavailable Postgres.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -163,28 +174,67 @@ impl PersisterWorker {
     pub async fn run(self: Arc<Self>, stop: watch::Receiver<bool>) {
         // Stops with this task, however it ends (stop, or an abort).
         let _maintenance = AbortOnDrop(tokio::spawn(self.clone().maintenance(stop.clone())));
-        let reader = GroupReader::new(&self.redis_url, self.redis.clone(), &self.prefix, GROUP, &self.consumer, self.options.clone()).await;
-        let mut reader = match reader {
-            Ok(r) => r,
+        tracing::info!(consumer = %self.consumer, group = GROUP, "persister started");
+        // Lanes stop with this task, however it ends.
+        let mut lanes = JoinSet::new();
+        for _ in 0..LANES {
+            lanes.spawn(self.clone().lane(stop.clone()));
+        }
+        while let Some(done) = lanes.join_next().await {
+            if let Err(e) = done
+                && e.is_panic()
+            {
+                std::panic::resume_unwind(e.into_panic());
+            }
+        }
+        tracing::info!(consumer = %self.consumer, "persister stopped");
+    }
+
+    /// One lane: reads a batch, writes it, and reads the next one
+    /// meanwhile, until `stop`.
+    async fn lane(self: Arc<Self>, stop: watch::Receiver<bool>) {
+        let open = || GroupReader::new(&self.redis_url, self.redis.clone(), &self.prefix, GROUP, &self.consumer, self.options.clone());
+        // `reader` reads the next batch while `acker`, a second handle on
+        // the same group and consumer, acks (renews, dead-letters) the one
+        // being written.
+        let (mut reader, acker) = match tokio::try_join!(open(), open()) {
+            Ok(pair) => pair,
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "persister cannot start");
                 return;
             }
         };
-        tracing::info!(consumer = %self.consumer, group = GROUP, "persister started");
         let mut backoff = Backoff::new();
-        while !*stop.borrow() {
-            match reader.next_batch().await {
-                Ok(batch) if batch.is_empty() => backoff.reset(),
-                Ok(batch) => {
+        // Delivered, not yet written: a read over many streams may return
+        // more than a batch.
+        let mut backlog: Vec<Entry> = Vec::new();
+        loop {
+            let stopping = *stop.borrow();
+            if stopping && backlog.is_empty() {
+                break;
+            }
+            let chunk: Vec<Entry> = backlog.drain(..backlog.len().min(self.options.batch.max(1))).collect();
+            let read_more = !stopping && backlog.is_empty();
+            let settled = Notify::new();
+            let write = async {
+                self.persist(&acker, chunk, &stop).await;
+                settled.notify_one();
+            };
+            let read = async {
+                if !read_more {
+                    return anyhow::Ok(Vec::new());
+                }
+                let entries = reader.next_batch().await?;
+                self.hold(&acker, &entries, &settled).await;
+                anyhow::Ok(entries)
+            };
+            match tokio::join!(write, read).1 {
+                Ok(entries) => {
                     backoff.reset();
-                    if batch.iter().any(|e| e.deliveries > 1) {
-                        self.counters.claimed.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    if entries.iter().any(|e| e.deliveries > 1) {
+                        self.counters.claimed.fetch_add(entries.len() as u64, Ordering::Relaxed);
                     }
-                    // A read over many streams may return more than a batch.
-                    for chunk in batch.chunks(self.options.batch.max(1)) {
-                        self.persist(&reader, chunk.to_vec(), &stop).await;
-                    }
+                    backlog.extend(entries);
                 }
                 Err(e) => {
                     tracing::warn!(error = %format!("{e:#}"), "reading the streams failed; retrying");
@@ -194,43 +244,69 @@ impl PersisterWorker {
                 }
             }
         }
-        tracing::info!(consumer = %self.consumer, "persister stopped");
+    }
+
+    /// Keeps `entries`, read ahead, this consumer's until `settled` (the
+    /// batch before them may be retried through a long Postgres outage).
+    async fn hold(&self, acker: &GroupReader, entries: &[Entry], settled: &Notify) {
+        loop {
+            tokio::select! {
+                () = settled.notified() => return,
+                () = tokio::time::sleep(self.keep_every()) => {
+                    if let Err(e) = acker.keep(entries).await {
+                        tracing::debug!(error = %format!("{e:#}"), "renewing pending entries failed");
+                    }
+                }
+            }
+        }
+    }
+
+    /// How often entries waiting on Postgres are renewed: well within the
+    /// claim idle time.
+    fn keep_every(&self) -> Duration {
+        (self.options.claim_idle / 3).max(Duration::from_millis(10))
     }
 
     /// Writes one delivered batch and acks what is durable. Returns when
     /// every entry is acked, dead-lettered, left pending for a later
     /// delivery (rejected, not yet at its delivery limit), or on stop.
-    async fn persist(&self, reader: &GroupReader, entries: Vec<Entry>, stop: &watch::Receiver<bool>) {
-        histogram!("persister_batch_size").record(entries.len() as f64);
-        let mut good: Vec<(Entry, Message)> = Vec::with_capacity(entries.len());
-        for entry in entries {
+    async fn persist(&self, reader: &GroupReader, delivered: Vec<Entry>, stop: &watch::Receiver<bool>) {
+        if delivered.is_empty() {
+            return;
+        }
+        histogram!("persister_batch_size").record(delivered.len() as f64);
+        let mut entries: Vec<Entry> = Vec::with_capacity(delivered.len());
+        let mut messages: Vec<Message> = Vec::with_capacity(delivered.len());
+        for entry in delivered {
             match decode(&entry) {
-                Ok(m) => good.push((entry, m)),
+                Ok(m) => {
+                    entries.push(entry);
+                    messages.push(m);
+                }
                 Err(why) => self.bury(reader, &entry, &format!("malformed entry: {why}")).await,
             }
         }
-        if good.is_empty() {
+        if entries.is_empty() {
             return;
         }
         let mut batch = Batch::new();
-        for (_, m) in &good {
+        for m in &messages {
             batch.add(m.clone());
         }
-        let entries: Vec<Entry> = good.iter().map(|(e, _)| e.clone()).collect();
         match self.write_until_done(reader, &batch, &entries, stop).await {
             Some(Ok(written)) => self.acked(reader, &entries, &batch, written).await,
             Some(Err(why)) => {
                 tracing::warn!(error = %why, messages = entries.len(), "batch rejected; isolating the poison message");
-                for (entry, message) in good {
+                for (entry, message) in entries.iter().zip(messages) {
                     if *stop.borrow() {
                         return;
                     }
                     let one = Batch::of(message);
-                    let single = std::slice::from_ref(&entry);
+                    let single = std::slice::from_ref(entry);
                     match self.write_until_done(reader, &one, single, stop).await {
                         Some(Ok(written)) => self.acked(reader, single, &one, written).await,
                         Some(Err(why)) if entry.deliveries >= self.options.max_deliveries => {
-                            self.bury(reader, &entry, &why).await;
+                            self.bury(reader, entry, &why).await;
                         }
                         Some(Err(why)) => {
                             tracing::warn!(
@@ -282,7 +358,7 @@ impl PersisterWorker {
                     tracing::warn!(error = %why, retry_in_ms = wait.as_millis() as u64, messages = entries.len(), "postgres unavailable; retrying the batch");
                     // Keep the entries ours while we wait, in steps shorter
                     // than the claim idle time.
-                    let step = (self.options.claim_idle / 3).max(Duration::from_millis(10));
+                    let step = self.keep_every();
                     let until = Instant::now() + wait;
                     loop {
                         if let Err(e) = reader.keep(entries).await {

@@ -1,7 +1,8 @@
 //! The persister, the inventory check and the rebuild against real Redis
 //! and Postgres: real holds, confirmations and releases through the Lua
 //! scripts, a persister killed mid-batch, two in parallel, a Postgres
-//! outage behind a TCP proxy, poison and out-of-order messages, and Redis
+//! outage behind a TCP proxy (with entries read ahead), poison and
+//! out-of-order messages, one batch repeating and reusing keys, and Redis
 //! rebuilt from Postgres after losing an event.
 
 use std::collections::{HashMap, HashSet};
@@ -22,6 +23,7 @@ use stampede_common::testkit::{spawn, test_config};
 use stampede_inventory::keys::events_set;
 use stampede_inventory::streams::{self, dead_letter_key};
 use stampede_inventory::*;
+use stampede_persister::ledger::{Batch, WriteError};
 use stampede_persister::worker::CommitHook;
 use stampede_common::http::WorkerEndpoints;
 use stampede_persister::{GROUP, PersisterWorker, check, rebuild_inventory};
@@ -410,9 +412,8 @@ impl Proxy {
     }
 }
 
-#[tokio::test]
-async fn postgres_outage_backs_off_and_the_backlog_drains() {
-    let fx = fixture(3).await;
+/// A proxy in front of the test database, and the URL through it.
+async fn proxied(fx: &Fx) -> (Proxy, String) {
     let pg = tokio_postgres::Config::from_str(&fx.cfg.database_url).expect("url");
     let host = match &pg.get_hosts()[0] {
         tokio_postgres::config::Host::Tcp(h) => h.clone(),
@@ -423,6 +424,13 @@ async fn postgres_outage_backs_off_and_the_backlog_drains() {
     let proxy = Proxy::start(upstream).await;
     let url = fx.cfg.database_url.replace(&format!("{host}:{port}"), &proxy.addr.to_string());
     assert_ne!(url, fx.cfg.database_url);
+    (proxy, url)
+}
+
+#[tokio::test]
+async fn postgres_outage_backs_off_and_the_backlog_drains() {
+    let fx = fixture(3).await;
+    let (proxy, url) = proxied(&fx).await;
     let db = stampede_common::db::pool(&url, 2).expect("pool");
 
     let w = start(fx.worker_on(db, "w", |c| c.persister_batch = 100));
@@ -446,6 +454,50 @@ async fn postgres_outage_backs_off_and_the_backlog_drains() {
     assert_eq!(fx.persisted().await, expect.rows());
     let stats = w.stop().await;
     assert_eq!(stats.dead_letters, 0, "an outage never dead-letters: {stats:?}");
+}
+
+#[tokio::test]
+async fn entries_read_ahead_stay_ours_through_an_outage() {
+    let fx = fixture(7).await;
+    let (proxy, url) = proxied(&fx).await;
+    let db = stampede_common::db::pool(&url, 2).expect("pool");
+    let idle = |c: &mut Config| {
+        c.persister_batch = 100;
+        c.persister_claim_idle_ms = 300;
+    };
+    fx.traffic(0, 400).await;
+    proxy.cut();
+    // w tries its first batches and reads the next ones meanwhile; all wait.
+    let w = start(fx.worker_on(db, "w", idle));
+    let mut held = 0;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let pending = fx.group().await.expect("group").pending;
+        if pending > 0 && pending == held {
+            break;
+        }
+        held = pending;
+    }
+    assert!(held >= 200, "a batch in flight and one read ahead: {held}");
+
+    // A healthy persister takes the rest, but nothing of w's: w renews
+    // what it retries and what it read ahead.
+    let v = start(fx.worker("v", idle));
+    let start_wait = Instant::now();
+    while fx.group().await.is_none_or(|g| g.lag != Some(0) || g.pending != held) {
+        assert!(start_wait.elapsed() < Duration::from_secs(10), "v takes the rest: {:?}", fx.group().await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(fx.group().await.expect("group").pending, held);
+    assert_eq!(v.worker.stats().claimed, 0);
+
+    proxy.restore();
+    fx.drained(Duration::from_secs(20)).await;
+    assert_eq!(fx.persisted().await, fx.expected(&[]).await.rows());
+    let (sw, sv) = (w.stop().await, v.stop().await);
+    assert_eq!((sw.messages, sw.dead_letters, sv.claimed), (held, 0, 0), "{sw:?} {sv:?}");
+    assert!(fx.dead_letters().await.is_empty());
 }
 
 #[tokio::test]
@@ -590,6 +642,88 @@ async fn out_of_order_and_replayed_messages_never_regress_a_record() {
     w.stop().await;
     assert_eq!(ledger(&fx.db).await, (holds, payments), "a replay changes nothing");
     assert!(fx.dead_letters().await.is_empty());
+}
+
+#[tokio::test]
+async fn one_batch_merges_repeated_keys_and_refuses_reused_ids() {
+    let fx = bare().await;
+    let message = |pairs: &[(&str, &str)]| {
+        let entry = streams::Entry {
+            event: 8,
+            stream: "s".into(),
+            id: "1-0".into(),
+            fields: pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            deliveries: 1,
+        };
+        stampede_persister::records::decode(&entry).expect("decodes")
+    };
+    let hold = |kind: &str, hold: &str, at: &str| {
+        message(&[("type", kind), ("hold", hold), ("user", "9"), ("seats", "31:7:1"), ("section", ""), ("qty", "1"), ("amount", "5000"), ("exp", "2000"), ("at", at)])
+    };
+    let order = |order: &str, hold: &str, seat: &str| {
+        message(&[
+            ("type", "order.confirmed"),
+            ("order", order),
+            ("hold", hold),
+            ("user", "9"),
+            ("seats", seat),
+            ("section", ""),
+            ("qty", "1"),
+            ("amount", "5000"),
+            ("payment", "p1"),
+            ("at", "1500"),
+        ])
+    };
+    let payment = |kind: &str, order: &str, at: &str| {
+        let mut fields = vec![("type", kind), ("payment", "p1"), ("hold", "h1"), ("user", "9"), ("amount", "5000"), ("charge", "ch"), ("at", at)];
+        fields.push(if kind == "payment.refunded" { ("reason", "hold_expired") } else { ("order", order) });
+        message(&fields)
+    };
+
+    // Each hold, order and payment several times over, in one statement per
+    // table: merged first, or Postgres refuses to touch a row twice.
+    let mut batch = Batch::new();
+    for m in [
+        hold("hold.expired", "h1", "3000"),
+        order("o1", "h1", "31:7:1"),
+        hold("hold.created", "h1", "1000"),
+        order("o1", "h1", "31:7:1"),
+        payment("payment.refunded", "", "4000"),
+        payment("payment.captured", "o1", "1500"),
+        hold("hold.created", "h2", "1000"),
+        hold("hold.released", "h2", "1200"),
+    ] {
+        batch.add(m);
+    }
+    let written = batch.write(&fx.db).await.expect("write");
+    assert_eq!((written.holds, written.orders, written.order_seats, written.payments), (2, 1, 1, 1));
+    let before = ledger(&fx.db).await;
+    let (holds, payments) = &before;
+    let h1 = holds.iter().find(|h| h.0 == "h1").expect("h1");
+    assert_eq!((h1.1.as_str(), h1.3, h1.4, h1.5), ("confirmed", Some(2000), 1000, 1500));
+    assert_eq!(holds.iter().find(|h| h.0 == "h2").expect("h2").1, "released");
+    assert_eq!(payments[0], ("p1".into(), "refunded".into(), Some("o1".into()), Some("hold_expired".into()), 4000));
+    batch.write(&fx.db).await.expect("a replay");
+    assert_eq!(ledger(&fx.db).await, before, "a replay changes nothing");
+
+    // An order id, or a seat, already another hold's: the batch fails and
+    // writes nothing.
+    for (m, why) in [
+        (order("o1", "h3", "31:7:2"), "order o1 exists for another hold"),
+        (order("o3", "h3", "31:7:1"), "seat 31:7:1 of event 8 is already sold to order o1"),
+        // The hold's second order breaks a constraint in the second statement:
+        // that is the error, not the aborted transaction after it.
+        (order("o2", "h1", "31:7:3"), "orders_hold_id_key"),
+    ] {
+        let mut bad = Batch::of(hold("hold.created", "h4", "1000"));
+        bad.add(m);
+        bad.add(payment("payment.captured", "o9", "1500"));
+        match bad.write(&fx.db).await {
+            Err(WriteError::Rejected(e)) => assert!(e.contains(why), "{e} should say {why}"),
+            other => panic!("{why}: {other:?}"),
+        }
+        assert_eq!(ledger(&fx.db).await, before, "{why}: nothing written");
+    }
 }
 
 type HoldLine = (String, String, i16, Option<i64>, i64, i64, Vec<String>);
