@@ -43,7 +43,7 @@ use stampede_common::Config;
 use stampede_common::clock::now_ms;
 use stampede_common::http;
 use stampede_common::store::Redis;
-use stampede_inventory::{EventKeys, HoldId, read_hold, read_order};
+use stampede_inventory::{EventKeys, HoldId, read_hold, read_order, redis_now_ms};
 use tokio::sync::watch;
 
 use crate::gateway::{PaymentGateway, ProviderCharge};
@@ -132,7 +132,7 @@ impl<G: PaymentGateway> ChargeReconciler<G> {
     /// One pass over the charges not yet decided.
     pub async fn pass(&self) -> anyhow::Result<Pass> {
         let now = now_ms();
-        let redis_now = redis_now(&self.redis).await.context("reading Redis's clock")?;
+        let redis_now = redis_now_ms(&mut self.redis.clone()).await.context("reading Redis's clock")?;
         let since = self.watermark.load(Ordering::Relaxed);
         let charges = self.gateway.charges_since(since).await.context("listing the provider's charges")?;
         let cutoff = now - self.grace_ms;
@@ -294,11 +294,4 @@ impl<G: PaymentGateway> ChargeReconciler<G> {
 enum Judged {
     Keep(Verdict),
     Refund(&'static str),
-}
-
-/// Redis's clock, in Unix milliseconds.
-async fn redis_now(redis: &Redis) -> redis::RedisResult<i64> {
-    let mut conn = redis.clone();
-    let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await?;
-    Ok(secs * 1000 + micros / 1000)
 }

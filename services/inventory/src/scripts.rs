@@ -53,26 +53,28 @@ impl Library {
         Self { version, code }
     }
 
+    fn load_cmd(&self) -> Cmd {
+        let mut cmd = redis::cmd("FUNCTION");
+        cmd.arg("LOAD").arg(&self.code);
+        cmd
+    }
+
     /// Loads the library; one that is already there is fine.
     async fn load_async<C: ConnectionLike>(&self, conn: &mut C) -> RedisResult<()> {
-        match redis::cmd("FUNCTION").arg("LOAD").arg(&self.code).query_async::<String>(conn).await {
-            Ok(_) => Ok(()),
-            Err(e) if already_loaded(&e) => Ok(()),
-            Err(e) => Err(e),
-        }
+        loaded(self.load_cmd().query_async(conn).await)
     }
 
     fn load(&self, con: &mut dyn redis::ConnectionLike) -> RedisResult<()> {
-        match redis::cmd("FUNCTION").arg("LOAD").arg(&self.code).query::<String>(con) {
-            Ok(_) => Ok(()),
-            Err(e) if already_loaded(&e) => Ok(()),
-            Err(e) => Err(e),
-        }
+        loaded(self.load_cmd().query(con))
     }
 }
 
-fn already_loaded(e: &RedisError) -> bool {
-    e.to_string().contains("already exists")
+/// A `FUNCTION LOAD` answer: loaded now, or already there (by another process).
+fn loaded(answer: RedisResult<String>) -> RedisResult<()> {
+    match answer {
+        Err(e) if !e.to_string().contains("already exists") => Err(e),
+        _ => Ok(()),
+    }
 }
 
 fn missing_function(e: &RedisError) -> bool {

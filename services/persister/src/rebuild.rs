@@ -224,8 +224,7 @@ struct Plan {
 
 /// Reads what Redis has (under WATCH) and merges Postgres into it.
 async fn plan(conn: &mut Redis, keys: &EventKeys, t: &Truth) -> anyhow::Result<Plan> {
-    let time: (String, String) = redis::cmd("TIME").query_async(conn).await.context("reading Redis time")?;
-    let now_ms = time.0.parse::<i64>().unwrap_or(0) * 1000 + time.1.parse::<i64>().unwrap_or(0) / 1000;
+    let now_ms = stampede_inventory::redis_now_ms(conn).await.context("reading Redis time")?;
     let avail: HashMap<String, i64> = redis::cmd("HGETALL").arg(keys.avail()).query_async(conn).await?;
     let users: HashMap<String, String> = redis::cmd("HGETALL").arg(keys.users()).query_async(conn).await?;
 
