@@ -36,6 +36,11 @@ pub use reconcile::ChargeReconciler;
 pub struct CheckoutService<G: PaymentGateway = MockGateway> {
     db: Pool,
     redis: Redis,
+    /// The connection paid orders are confirmed on: `redis` unless checkout
+    /// waits for replicas, when a `WAIT` would stall everything else on a
+    /// shared connection (see [`CheckoutService::with_confirm_connection`]).
+    confirm_redis: Redis,
+    replicas: Replication,
     scripts: Scripts,
     tokens: Arc<Tokens>,
     gateway: Arc<G>,
@@ -48,9 +53,17 @@ impl<G: PaymentGateway> CheckoutService<G> {
     pub fn build(config: &Config, db: Pool, redis: Redis, tokens: Arc<Tokens>, gateway: Arc<G>) -> Self {
         describe_counter!("payments_total", Unit::Count, "Payment attempts by outcome: captured, declined, refunded, failed.");
         describe_histogram!("checkout_duration_seconds", Unit::Seconds, "Time to answer a payment request, charge and confirmation included.");
+        describe_counter!(
+            "confirm_replication_total",
+            Unit::Count,
+            "Paid orders' confirmations by replication (STAMPEDE_CONFIRM_REPLICAS > 0): replicated, short (fewer replicas in time), error."
+        );
+        describe_histogram!("confirm_replication_seconds", Unit::Seconds, "Time a paid order's confirmation waited for the replicas (Redis WAIT).");
         Self {
             db,
+            confirm_redis: redis.clone(),
             redis,
+            replicas: Replication { count: config.confirm_replicas, wait_ms: config.confirm_wait_ms },
             scripts: Scripts::load(),
             tokens,
             gateway,
@@ -58,6 +71,26 @@ impl<G: PaymentGateway> CheckoutService<G> {
             max_body: config.max_body_bytes,
             idempotency_ms: config.idempotency_seconds * 1000,
         }
+    }
+}
+
+/// How many replicas must acknowledge a confirmation (`WAIT count wait_ms`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Replication {
+    pub(crate) count: u32,
+    pub(crate) wait_ms: u64,
+}
+
+impl<G: PaymentGateway> CheckoutService<G> {
+    /// Confirms paid orders on `redis`, a connection of their own. Redis
+    /// answers a `WAIT` only once the replicas have every earlier write of
+    /// the connection, and holds back the connection's later commands until
+    /// then: on a connection shared with holds, every hold would wait for
+    /// the replicas too. Needed when `STAMPEDE_CONFIRM_REPLICAS` > 0.
+    #[must_use]
+    pub fn with_confirm_connection(mut self, redis: Redis) -> Self {
+        self.confirm_redis = redis;
+        self
     }
 }
 

@@ -124,6 +124,13 @@ pub struct Config {
     pub charge_grace_seconds: i64,
     /// How often the charge reconciler looks.
     pub charge_reconcile_seconds: u64,
+    /// Replicas that must have a paid order's confirmation before checkout
+    /// answers 201 (Redis `WAIT`); 0 waits for none.
+    pub confirm_replicas: u32,
+    /// How long checkout waits for them; a confirmation the replicas have
+    /// not acknowledged by then is answered anyway (the order exists on the
+    /// primary) and counted.
+    pub confirm_wait_ms: u64,
     pub mail_dir: String,
     pub expiry_sweep_ms: u64,
     /// How long a finished hold (released, expired, paid) stays in Redis at
@@ -191,6 +198,8 @@ impl Config {
             payment_ledger_dir: env.optional("STAMPEDE_PAYMENT_LEDGER_DIR"),
             charge_grace_seconds: env.ranged_or("STAMPEDE_CHARGE_GRACE_SECONDS", 120, 1, 86_400)?,
             charge_reconcile_seconds: env.ranged_or("STAMPEDE_CHARGE_RECONCILE_SECONDS", 60, 1, 86_400)?,
+            confirm_replicas: env.ranged_or("STAMPEDE_CONFIRM_REPLICAS", 0, 0, 16)?,
+            confirm_wait_ms: env.ranged_or("STAMPEDE_CONFIRM_WAIT_MS", 500, 1, 1500)?,
             mail_dir: env.string_or("STAMPEDE_MAIL_DIR", ".run/mail"),
             expiry_sweep_ms: env.ranged_or("STAMPEDE_EXPIRY_SWEEP_MS", 250, 10, 600_000)?,
             finished_hold_retention_ms: env.ranged_or("STAMPEDE_FINISHED_HOLD_RETENTION_SECONDS", 600, 0, 30 * 86_400)? * 1000,

@@ -15,7 +15,7 @@ use stampede_common::ids::{is_token, random_hex};
 use stampede_inventory::{ConfirmOutcome, EventKeys, HoldId, HoldRecord, Payment, confirm, read_hold, read_order};
 
 use super::orders::user_orders_key;
-use crate::CheckoutService;
+use crate::{CheckoutService, Replication};
 use crate::gateway::{ChargeRequest, GatewayError, PaymentGateway};
 use crate::idempotency::{self, Claim};
 
@@ -155,7 +155,7 @@ async fn attempt<G: PaymentGateway>(
     };
     let mut order = random_hex(16);
     let mut payment = format!("pay_{}", random_hex(12));
-    let mut conn = svc.redis.clone();
+    let mut conn = svc.confirm_redis.clone();
     let pay = Payment { order: &order, payment: &payment, charge: &charge, method };
     // The charge is captured: giving up now would leave it neither an order
     // nor a refund. So a Redis that is restarting or loading its AOF is
@@ -195,6 +195,7 @@ async fn attempt<G: PaymentGateway>(
     match outcome {
         ConfirmOutcome::Confirmed { created_ms } => {
             counter!("payments_total", "outcome" => "captured").increment(1);
+            replicate(&mut conn, svc.replicas, hold).await;
             Ok(order_answer(svc, user, hold, record, &order, &payment, method, created_ms).await)
         }
         ConfirmOutcome::AlreadyConfirmed(_) => {
@@ -210,6 +211,34 @@ async fn attempt<G: PaymentGateway>(
             Ok(final_problem(StatusCode::NOT_FOUND, "not_found", "no such hold; the charge was refunded"))
         }
     }
+}
+
+/// Waits until `replicas.count` replicas have the confirmation just made on
+/// `conn` (and every earlier write on it), or `replicas.wait_ms` passed. The
+/// order exists on the primary either way, and its charge is captured:
+/// answering anything but 201 would only make the buyer retry into the same
+/// order. A confirmation not replicated in time is counted and logged: were
+/// the primary lost before its replicas caught up, that order would live
+/// only in Postgres (once the persister has it) and in the payment ledger.
+async fn replicate(conn: &mut stampede_common::store::Redis, replicas: Replication, hold: &HoldId) {
+    if replicas.count == 0 {
+        return;
+    }
+    let started = Instant::now();
+    let acked: redis::RedisResult<u32> = redis::cmd("WAIT").arg(replicas.count).arg(replicas.wait_ms).query_async(conn).await;
+    histogram!("confirm_replication_seconds").record(started.elapsed().as_secs_f64());
+    let outcome = match acked {
+        Ok(n) if n >= replicas.count => "replicated",
+        Ok(n) => {
+            tracing::warn!(hold = %hold.public(), acked = n, wanted = replicas.count, "a paid order's confirmation is not on enough replicas yet");
+            "short"
+        }
+        Err(e) => {
+            tracing::warn!(hold = %hold.public(), error = %e, "waiting for replicas to have a paid order's confirmation");
+            "error"
+        }
+    };
+    counter!("confirm_replication_total", "outcome" => outcome).increment(1);
 }
 
 /// The 201 of a paid hold: its order and payment. Also lists the order
