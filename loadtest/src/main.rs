@@ -1,7 +1,7 @@
 //! The flash-sale rush, as Goose load tests. Scenarios (pick with Goose's
 //! `--scenarios`):
 //!
-//! - `rush`: a signed-in buyer looks at the event and a seat map, holds 1–4
+//! - `rush`: a signed-in buyer looks at the event and a (compact) seat map, holds 1–4
 //!   random free seats (another pick on 409, as a person would), then pays
 //!   (80 %), releases (10 %) or abandons the hold to expire (10 %);
 //! - `ga-rush`: the same on a general-admission section;
@@ -197,6 +197,18 @@ fn is_done(user: &GooseUser) -> bool {
     user.get_session_data::<Buyer>().is_none_or(|b| b.done)
 }
 
+/// The ids of the free seats of a compact seat map (`?format=rows`: one
+/// status character per seat, `f` free).
+fn free_seats(section: &str, map: &Value) -> Vec<String> {
+    let Some(rows) = map["rows"].as_array() else { return Vec::new() };
+    let mut free = Vec::new();
+    for row in rows {
+        let (Some(r), Some(statuses)) = (row["row"].as_u64(), row["statuses"].as_str()) else { continue };
+        free.extend(statuses.bytes().enumerate().filter(|(_, c)| *c == b'f').map(|(i, _)| format!("{section}:{r}:{}", i + 1)));
+    }
+    free
+}
+
 /// One attempt to buy seats on a seated section.
 async fn rush(user: &mut GooseUser) -> TransactionResult {
     if is_done(user) {
@@ -213,12 +225,9 @@ async fn rush(user: &mut GooseUser) -> TransactionResult {
     };
     let path = format!("/api/events/{}/holds", event_id());
     for _attempt in 0..3 {
-        let map_path = format!("/api/events/{}/sections/{section}/seats", event_id());
+        let map_path = format!("/api/events/{}/sections/{section}/seats?format=rows", event_id());
         let (_, map) = send(user, GooseMethod::Get, &map_path, "seat map", None, None, &[200]).await?;
-        let free: Vec<String> = map["seats"]
-            .as_array()
-            .map(|s| s.iter().filter(|x| x["status"] == "free").filter_map(|x| x["id"].as_str().map(str::to_owned)).collect())
-            .unwrap_or_default();
+        let free = free_seats(&section, &map);
         if free.is_empty() {
             return Ok(());
         }
@@ -286,7 +295,7 @@ async fn browse(user: &mut GooseUser) -> TransactionResult {
     let event = get_event(user).await?;
     let section = sections(&event, false).choose(&mut rand::rng()).cloned();
     if let Some(section) = section {
-        let map_path = format!("/api/events/{}/sections/{section}/seats", event_id());
+        let map_path = format!("/api/events/{}/sections/{section}/seats?format=rows", event_id());
         send(user, GooseMethod::Get, &map_path, "seat map", None, None, &[200]).await?;
     }
     Ok(())

@@ -13,7 +13,7 @@ import { createApi, ApiError, newIdempotencyKey } from './api.js';
 import { h, fill, field } from './dom.js';
 import {
   formatCents, formatTime, formatCountdown, spokenCountdown, seatLabel, parseSeatId,
-  pruneSelection, eventBody, dateToLocalInput,
+  pruneSelection, eventBody, dateToLocalInput, seatsFromRows,
 } from './format.js';
 import { SeatMap, legend } from './seatmap.js';
 
@@ -377,10 +377,11 @@ async function eventPage(ctx, id) {
 
   async function refresh() {
     const jobs = [...maps.entries()].map(async ([sid, map]) => {
-      const data = await api.get(`/api/events/${encodeURIComponent(id)}/sections/${encodeURIComponent(sid)}/seats`);
+      const data = await api.get(`/api/events/${encodeURIComponent(id)}/sections/${encodeURIComponent(sid)}/seats?format=rows`);
       if (!ctx.live()) return;
-      const dropped = pruneSelection(selected, data.seats);
-      map.update(data.seats);
+      const seats = seatsFromRows(data);
+      const dropped = pruneSelection(selected, seats);
+      map.update(seats);
       if (dropped.length) {
         showError(new Error(`${dropped.map(seatLabel).join(', ')} ${dropped.length === 1 ? 'was' : 'were'} just taken by someone else.`));
         updateSummary();

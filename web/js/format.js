@@ -84,6 +84,25 @@ export function groupRows(seats) {
     .map((row) => ({ row, seats: rows.get(row).sort((a, b) => a.number - b.number) }));
 }
 
+const ROW_STATUS = { f: 'free', h: 'held', s: 'sold' };
+
+/**
+ * A compact seat map (GET …/seats?format=rows: one status character per seat
+ * of each row) as the seats the map draws: [{id, row, number, status}] in row,
+ * then number, order. A character this client does not know reads as held,
+ * so the seat cannot be picked.
+ */
+export function seatsFromRows(map) {
+  const seats = [];
+  for (const { row, statuses } of map.rows || []) {
+    for (let i = 0; i < statuses.length; i += 1) {
+      const number = i + 1;
+      seats.push({ id: `${map.section_id}:${row}:${number}`, row, number, status: ROW_STATUS[statuses[i]] || 'held' });
+    }
+  }
+  return seats;
+}
+
 /** Counts per status: {free, held, sold}. */
 export function countStatuses(seats) {
   const c = { free: 0, held: 0, sold: 0 };

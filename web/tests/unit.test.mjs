@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createApi, ApiError, newIdempotencyKey } from '../js/api.js';
 import {
   formatCents, parseMoneyToCents, formatCountdown, spokenCountdown, localInputToIso, dateToLocalInput,
-  parseSeatId, seatLabel, groupRows, countStatuses, pruneSelection, eventBody,
+  parseSeatId, seatLabel, groupRows, countStatuses, pruneSelection, eventBody, seatsFromRows,
 } from '../js/format.js';
 
 function memoryStorage() {
@@ -177,6 +177,19 @@ test('seat ids and rows', () => {
   const selected = new Set(['1:1:1', '1:1:2', '9:9:9']);
   assert.deepEqual(pruneSelection(selected, seats), ['1:1:2']);
   assert.deepEqual([...selected], ['1:1:1', '9:9:9']);
+});
+
+test('a compact seat map becomes the seats the map draws', () => {
+  const map = { section_id: '7', general_admission: false, available: 2, as_of: '2030-01-01T00:00:00.000Z',
+    rows: [{ row: 1, statuses: 'fhs' }, { row: 2, statuses: 'fx' }] };
+  assert.deepEqual(seatsFromRows(map), [
+    { id: '7:1:1', row: 1, number: 1, status: 'free' },
+    { id: '7:1:2', row: 1, number: 2, status: 'held' },
+    { id: '7:1:3', row: 1, number: 3, status: 'sold' },
+    { id: '7:2:1', row: 2, number: 1, status: 'free' },
+    { id: '7:2:2', row: 2, number: 2, status: 'held' },
+  ]);
+  assert.deepEqual(seatsFromRows({ section_id: '8', general_admission: true, available: 40, rows: [] }), []);
 });
 
 test('the admin form becomes the API\'s create body', () => {

@@ -1,7 +1,10 @@
 //! A small time-bounded cache with single-flight loading: however many
 //! requests miss the same key at once, one of them loads it and the rest
 //! wait for that answer. A failed load is not cached; the next caller
-//! retries. Entries live at most `ttl` from the moment they were created.
+//! retries. Entries live at most `ttl` from the moment they were created;
+//! stale ones are swept out at most once per `ttl` (on a miss) and whenever
+//! the cache is full, so a cache of large values (seat maps) holds roughly
+//! what was asked for in the last interval, not everything ever asked for.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -16,16 +19,21 @@ struct Slot<V> {
     cell: Arc<OnceCell<V>>,
 }
 
+struct Slots<K, V> {
+    map: HashMap<K, Slot<V>>,
+    swept: Instant,
+}
+
 pub(crate) struct TtlCache<K, V> {
     name: &'static str,
     ttl: Duration,
     capacity: usize,
-    slots: Mutex<HashMap<K, Slot<V>>>,
+    slots: Mutex<Slots<K, V>>,
 }
 
 impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
     pub(crate) fn new(name: &'static str, ttl: Duration, capacity: usize) -> Self {
-        Self { name, ttl, capacity, slots: Mutex::new(HashMap::new()) }
+        Self { name, ttl, capacity, slots: Mutex::new(Slots { map: HashMap::new(), swept: Instant::now() }) }
     }
 
     /// The cached value of `key`, or the one `load` produces (shared with
@@ -41,31 +49,32 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
 
     fn cell(&self, key: K) -> Arc<OnceCell<V>> {
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(slot) = slots.get(&key)
+        if let Some(slot) = slots.map.get(&key)
             && slot.born.elapsed() < self.ttl
         {
             metrics::counter!("catalog_cache_lookups_total", "cache" => self.name, "result" => "hit").increment(1);
             return slot.cell.clone();
         }
         metrics::counter!("catalog_cache_lookups_total", "cache" => self.name, "result" => "miss").increment(1);
-        if slots.len() >= self.capacity {
+        if slots.map.len() >= self.capacity || slots.swept.elapsed() >= self.ttl {
             let ttl = self.ttl;
-            slots.retain(|_, s| s.born.elapsed() < ttl);
-            if slots.len() >= self.capacity {
-                slots.clear();
+            slots.map.retain(|_, s| s.born.elapsed() < ttl);
+            slots.swept = Instant::now();
+            if slots.map.len() >= self.capacity {
+                slots.map.clear();
             }
         }
         let cell = Arc::new(OnceCell::new());
-        slots.insert(key, Slot { born: Instant::now(), cell: cell.clone() });
+        slots.map.insert(key, Slot { born: Instant::now(), cell: cell.clone() });
         cell
     }
 
     pub(crate) fn invalidate(&self, key: &K) {
-        self.slots.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner).map.remove(key);
     }
 
     pub(crate) fn clear(&self) {
-        self.slots.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner).map.clear();
     }
 }
 
@@ -100,6 +109,17 @@ mod tests {
         for k in 0..100 {
             let _ = cache.get_or_load(k, || async move { Ok::<_, ()>(k) }).await;
         }
-        assert!(cache.slots.lock().expect("lock").len() <= 10);
+        assert!(cache.slots.lock().expect("lock").map.len() <= 10);
+    }
+
+    #[tokio::test]
+    async fn sweeps_stale_entries_before_it_is_full() {
+        let cache: TtlCache<u32, u32> = TtlCache::new("t", Duration::from_millis(20), 1000);
+        for k in 0..50 {
+            let _ = cache.get_or_load(k, || async move { Ok::<_, ()>(k) }).await;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let _ = cache.get_or_load(1000, || async { Ok::<_, ()>(0) }).await;
+        assert_eq!(cache.slots.lock().expect("lock").map.len(), 1, "only the fresh entry is kept");
     }
 }

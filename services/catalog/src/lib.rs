@@ -10,8 +10,10 @@
 //! Reads are built to survive an on-sale rush: the Postgres part of an
 //! event (and of a browse page) is cached in-process for at most a second,
 //! loaded once however many requests miss together, and dropped at once
-//! when this process changes the event; availability and seat maps are
-//! always read from Redis.
+//! when this process changes the event; availability is always read from
+//! Redis. A seat map is a snapshot of Redis at most
+//! `STAMPEDE_SEATMAP_SNAPSHOT_MS` old (500 ms by default), built once per
+//! interval per process and served from shared bytes (see [`snapshot`]).
 
 mod cache;
 mod cursor;
@@ -19,6 +21,7 @@ mod error;
 mod inventory;
 mod model;
 mod routes;
+mod snapshot;
 mod store;
 mod view;
 
@@ -35,14 +38,20 @@ use stampede_common::store::Redis;
 use stampede_common::token::Tokens;
 use stampede_inventory::Scripts;
 
+pub use crate::snapshot::SeatMapBuilds;
+
 use crate::cache::TtlCache;
 use crate::cursor::Cursor;
+use crate::snapshot::{Format, Snapshot};
 use crate::store::{EventDoc, Page};
 
 /// How long an event document (the Postgres part) may be served from memory.
 pub const DOC_TTL: Duration = Duration::from_secs(1);
 /// Entries a cache keeps before it sweeps out the stale ones.
 const CACHE_CAPACITY: usize = 10_000;
+/// Seat-map snapshots kept at most (each up to a few MB for the largest
+/// sections; stale ones are swept every interval anyway).
+const SEAT_MAP_CAPACITY: usize = 1_000;
 
 /// The catalog service's state.
 pub struct CatalogService {
@@ -57,6 +66,9 @@ pub struct CatalogService {
     docs: TtlCache<i64, Option<Arc<EventDoc>>>,
     /// `(cursor, limit)` → one page of published events.
     pages: TtlCache<(Option<Cursor>, i64), Arc<Page>>,
+    /// `(event, section, format)` → the published section's seat map.
+    seat_maps: TtlCache<(i64, i64, Format), Arc<Snapshot>>,
+    seat_map_builds: SeatMapBuilds,
 }
 
 impl CatalogService {
@@ -73,7 +85,19 @@ impl CatalogService {
             max_body: config.max_body_bytes,
             docs: TtlCache::new("event", DOC_TTL, CACHE_CAPACITY),
             pages: TtlCache::new("page", DOC_TTL, CACHE_CAPACITY),
+            seat_maps: TtlCache::new(
+                "seat_map",
+                Duration::from_millis(config.seatmap_snapshot_ms),
+                SEAT_MAP_CAPACITY,
+            ),
+            seat_map_builds: SeatMapBuilds::default(),
         }
+    }
+
+    /// Counts the seat maps this service builds, from now on and after it
+    /// has moved into its server.
+    pub fn seat_map_builds(&self) -> SeatMapBuilds {
+        self.seat_map_builds.clone()
     }
 
     /// Forgets what this process cached about `event` (and every browse
@@ -118,7 +142,17 @@ fn describe_metrics() {
         describe_counter!(
             "catalog_cache_lookups_total",
             Unit::Count,
-            "In-process document cache lookups, by cache (event, page) and result (hit, miss)."
+            "In-process cache lookups, by cache (event, page, seat_map) and result (hit, miss)."
+        );
+        describe_counter!(
+            "catalog_seat_map_builds_total",
+            Unit::Count,
+            "Seat maps read from Redis and rendered, by format (seats, rows); the rest are served from snapshots."
+        );
+        describe_histogram!(
+            "catalog_seat_map_build_duration_seconds",
+            Unit::Seconds,
+            "Time to build a seat-map snapshot: Redis reads, JSON, gzip."
         );
     });
 }

@@ -1,5 +1,6 @@
 //! The JSON the catalog answers with, and the HTTP caching of public reads
-//! (`Cache-Control`, a weak `ETag` over the body, `304` on `If-None-Match`).
+//! (`Cache-Control`, a weak `ETag` over the body, `304` on `If-None-Match`;
+//! seat maps have their own, strong, in [`crate::snapshot`]).
 
 use std::collections::HashMap;
 
@@ -91,6 +92,55 @@ pub(crate) fn event<'a>(doc: &'a EventDoc, counts: Option<&Counts>) -> EventView
     }
 }
 
+/// A section's seats at one moment, owned, so a seat map can be rendered
+/// off the async workers: the layout (`rows` 0 for general admission), the
+/// available count, the seats that are not free, and when they were read.
+pub(crate) struct SeatState {
+    section: i64,
+    rows: u32,
+    per_row: u32,
+    available: i64,
+    taken: HashMap<(u32, u32), SeatStatus>,
+    as_of_ms: i64,
+}
+
+impl SeatState {
+    pub(crate) fn new(
+        section: &Section,
+        available: i64,
+        taken: HashMap<(u32, u32), SeatStatus>,
+        as_of_ms: i64,
+    ) -> Self {
+        let (rows, per_row) = match section.spec.layout {
+            Layout::Seated { rows, seats_per_row } => (rows.unsigned_abs(), seats_per_row.unsigned_abs()),
+            Layout::General { .. } => (0, 0),
+        };
+        Self { section: section.id, rows, per_row, available, taken, as_of_ms }
+    }
+
+    /// `GET …/seats`: every seat as an object, in row, then number, order.
+    pub(crate) fn seats(&self) -> SeatsView<'_> {
+        SeatsView {
+            section_id: self.section.to_string(),
+            general_admission: self.rows == 0,
+            available: self.available,
+            seats: SeatList { section: self.section, rows: self.rows, per_row: self.per_row, taken: &self.taken },
+        }
+    }
+
+    /// `GET …/seats?format=rows`: one status character per seat, a string
+    /// per row. A general-admission section has no rows, only a count.
+    pub(crate) fn rows(&self) -> RowsView<'_> {
+        RowsView {
+            section_id: self.section.to_string(),
+            general_admission: self.rows == 0,
+            available: self.available,
+            rows: RowList { rows: self.rows, per_row: self.per_row, taken: &self.taken },
+            as_of: rfc3339_ms(self.as_of_ms),
+        }
+    }
+}
+
 /// `GET …/seats`: the section's seats in row, then number, order. A
 /// general-admission section has none, only a count.
 #[derive(Serialize)]
@@ -101,20 +151,49 @@ pub(crate) struct SeatsView<'a> {
     seats: SeatList<'a>,
 }
 
-pub(crate) fn seats<'a>(
-    section: &Section,
+/// `GET …/seats?format=rows`: about one byte per seat instead of sixty.
+#[derive(Serialize)]
+pub(crate) struct RowsView<'a> {
+    section_id: String,
+    general_admission: bool,
     available: i64,
+    rows: RowList<'a>,
+    as_of: String,
+}
+
+/// `[{row, statuses}]`, rows ascending; `statuses[i]` is seat `i + 1`.
+struct RowList<'a> {
+    rows: u32,
+    per_row: u32,
     taken: &'a HashMap<(u32, u32), SeatStatus>,
-) -> SeatsView<'a> {
-    let (rows, per_row) = match section.spec.layout {
-        Layout::Seated { rows, seats_per_row } => (rows.unsigned_abs(), seats_per_row.unsigned_abs()),
-        Layout::General { .. } => (0, 0),
-    };
-    SeatsView {
-        section_id: section.id.to_string(),
-        general_admission: rows == 0,
-        available,
-        seats: SeatList { section: section.id, rows, per_row, taken },
+}
+
+impl Serialize for RowList<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Row<'a> {
+            row: u32,
+            statuses: &'a str,
+        }
+        let mut seq = s.serialize_seq(Some(self.rows as usize))?;
+        let mut statuses = String::with_capacity(self.per_row as usize);
+        for row in 1..=self.rows {
+            statuses.clear();
+            statuses.extend(
+                (1..=self.per_row).map(|n| status_char(self.taken.get(&(row, n)).copied().unwrap_or(SeatStatus::Free))),
+            );
+            seq.serialize_element(&Row { row, statuses: &statuses })?;
+        }
+        seq.end()
+    }
+}
+
+/// A seat's status in the compact format: `f` free, `h` held, `s` sold.
+fn status_char(status: SeatStatus) -> char {
+    match status {
+        SeatStatus::Free => 'f',
+        SeatStatus::Held => 'h',
+        SeatStatus::Sold => 's',
     }
 }
 
@@ -204,7 +283,7 @@ pub(crate) fn cached<T: Serialize>(body: &T, audience: Audience, request: &Heade
 }
 
 /// Weak comparison (RFC 9110 §13.1.2): `W/` is ignored on both sides.
-fn matches(if_none_match: Option<&str>, tag: &str) -> bool {
+pub(crate) fn matches(if_none_match: Option<&str>, tag: &str) -> bool {
     let Some(header) = if_none_match else { return false };
     let opaque = |t: &str| t.trim().trim_start_matches("W/").to_owned();
     let ours = opaque(tag);
@@ -245,5 +324,28 @@ mod tests {
         let st: Vec<&str> = v.as_array().expect("array").iter().map(|s| s["status"].as_str().expect("s")).collect();
         assert_eq!(st, ["free", "held", "sold", "free"]);
         assert_eq!(v[3], serde_json::json!({"id": "7:2:2", "row": 2, "number": 2, "status": "free"}));
+    }
+
+    #[test]
+    fn rows_have_one_character_per_seat() {
+        let mut taken = HashMap::new();
+        taken.insert((1, 2), SeatStatus::Held);
+        taken.insert((2, 1), SeatStatus::Sold);
+        taken.insert((2, 3), SeatStatus::Held);
+        let state = SeatState { section: 7, rows: 2, per_row: 3, available: 3, taken, as_of_ms: 1_764_410_400_250 };
+        assert_eq!(
+            serde_json::to_value(state.rows()).expect("json"),
+            serde_json::json!({
+                "section_id": "7", "general_admission": false, "available": 3,
+                "rows": [{"row": 1, "statuses": "fhf"}, {"row": 2, "statuses": "sfh"}],
+                "as_of": "2025-11-29T10:00:00.250Z"
+            })
+        );
+        let ga = SeatState { section: 8, rows: 0, per_row: 0, available: 40, taken: HashMap::new(), as_of_ms: 0 };
+        let v = serde_json::to_value(ga.rows()).expect("json");
+        assert_eq!(
+            (v["rows"].clone(), v["general_admission"].clone(), v["available"].clone()),
+            (serde_json::json!([]), serde_json::json!(true), serde_json::json!(40))
+        );
     }
 }

@@ -1,12 +1,15 @@
 //! The catalog rows of API.md against a real Postgres and Redis, through HTTP.
 
+use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hyper::{Method, StatusCode};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
-use stampede_catalog::CatalogService;
+use stampede_catalog::{CatalogService, SeatMapBuilds};
+use stampede_common::Config;
 use stampede_common::clock::{now_ms, parse_rfc3339_ms};
 use stampede_common::store::Redis;
 use stampede_common::testkit::client::{Answer, call, send};
@@ -20,18 +23,28 @@ struct App {
     redis: Redis,
     admin: String,
     customer: String,
+    /// Seat maps the service has built.
+    builds: SeatMapBuilds,
 }
 
 async fn app() -> App {
-    let config = test_config().await;
+    app_with(|_| {}).await
+}
+
+/// An app whose configuration `tune` changes first.
+async fn app_with(tune: impl FnOnce(&mut Config)) -> App {
+    let mut config = test_config().await;
+    tune(&mut config);
     let db = stampede_common::db::pool(&config.database_url, 4).expect("pool");
     let redis = stampede_common::store::connect(&config.redis_url).await.expect("redis");
     let tokens = Arc::new(Tokens::new(&config.jwt, config.access_token_seconds));
-    let addr = spawn(CatalogService::build(&config, db, redis.clone(), tokens.clone())).await;
+    let svc = CatalogService::build(&config, db, redis.clone(), tokens.clone());
+    let builds = svc.seat_map_builds();
+    let addr = spawn(svc).await;
     let now = now_ms() / 1000;
     let admin = tokens.sign(&Claims { sub: "1".into(), role: Role::Admin, iat: now, exp: now + 3600 }).expect("sign");
     let customer = tokens.issue("2", Role::Customer).expect("sign");
-    App { addr, prefix: config.redis_prefix.clone(), redis, admin, customer }
+    App { addr, prefix: config.redis_prefix.clone(), redis, admin, customer, builds }
 }
 
 /// A seated section of 10 × 20 and a general-admission floor of 5000.
@@ -546,9 +559,8 @@ async fn public_reads_carry_etags_and_answer_304() {
     let ev = app.published(&event_body()).await;
     let id = id_of(&ev);
     let vip = sid(&ev, 0);
-    for path in
-        ["/api/events".to_owned(), format!("/api/events/{id}"), format!("/api/events/{id}/sections/{vip}/seats")]
-    {
+    // Seat maps carry strong tags of their own: see seat_maps_carry_strong_etags_and_gzip.
+    for path in ["/api/events".to_owned(), format!("/api/events/{id}")] {
         let first = app.get(&path, None).await;
         assert_eq!(first.status, StatusCode::OK);
         assert_eq!(first.header("cache-control"), Some("public, max-age=1"), "{path}");
@@ -588,4 +600,262 @@ async fn health_readiness_and_metrics() {
     ] {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }
+}
+
+/// `body`'s seated section (`vip`, at least 10 × 20) with two live holds, a
+/// lapsed hold and two sales written straight into Redis, as the scripts
+/// would, and 7 places gone from the general-admission floor.
+async fn sold_and_held(app: &App, body: &Value) -> (String, String, String) {
+    let ev = app.published(body).await;
+    let id = id_of(&ev);
+    let (vip, floor) = (sid(&ev, 0), sid(&ev, 1));
+    let keys = app.keys(&id);
+    let mut conn = app.conn();
+    let now = now_ms();
+    let vip_id: i64 = vip.parse().expect("sid");
+    for (field, value) in [
+        ("1:1", format!("h{}:holdlive", now + 600_000)),
+        ("1:2", format!("h{}:holdgone", now - 1_000)),
+        ("2:5", format!("h{}:holdlive2", now + 600_000)),
+        ("1:3", "sorder42".to_owned()),
+        ("10:20", "sorder43".to_owned()),
+    ] {
+        let _: () = conn.hset(keys.seats(vip_id), field, value).await.expect("hset");
+    }
+    let _: i64 = conn.hincr(keys.avail(), &floor, -7).await.expect("hincrby");
+    (id, vip, floor)
+}
+
+/// A `format=rows` body expanded to `(seat id, status word)` in seat order.
+fn expand_rows(section: &str, map: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for row in map["rows"].as_array().expect("rows") {
+        let r = row["row"].as_i64().expect("row");
+        for (i, c) in row["statuses"].as_str().expect("statuses").chars().enumerate() {
+            let word = match c {
+                'f' => "free",
+                'h' => "held",
+                's' => "sold",
+                other => panic!("unknown status character {other:?}"),
+            };
+            out.push((format!("{section}:{r}:{}", i + 1), word.to_owned()));
+        }
+    }
+    out
+}
+
+fn set_seat_map_interval(ms: u64) -> impl FnOnce(&mut Config) {
+    move |c| c.seatmap_snapshot_ms = ms
+}
+
+#[tokio::test]
+async fn rows_format_matches_the_seat_list() {
+    let app = app().await;
+    let (id, vip, floor) = sold_and_held(&app, &event_body()).await;
+    let before = now_ms();
+    let list = app.get(&format!("/api/events/{id}/sections/{vip}/seats"), None).await;
+    let rows = app.get(&format!("/api/events/{id}/sections/{vip}/seats?format=rows"), None).await;
+    let after = now_ms();
+    assert_eq!(rows.status, StatusCode::OK, "{}", String::from_utf8_lossy(&rows.body));
+    assert_eq!(rows.header("content-type"), Some("application/json"));
+    let (list, rows) = (list.json(), rows.json());
+    let from_list: Vec<(String, String)> = list["seats"]
+        .as_array()
+        .expect("seats")
+        .iter()
+        .map(|s| (s["id"].as_str().expect("id").to_owned(), s["status"].as_str().expect("status").to_owned()))
+        .collect();
+    assert_eq!(expand_rows(&vip, &rows), from_list, "one character per seat, in seat order");
+    let held = from_list.iter().filter(|(_, s)| s == "held").count();
+    let sold = from_list.iter().filter(|(_, s)| s == "sold").count();
+    assert_eq!((held, sold), (2, 2), "a lapsed hold reads free");
+    assert_eq!(rows["rows"][0], json!({"row": 1, "statuses": "hfsfffffffffffffffff"}));
+    assert_eq!(rows["rows"].as_array().expect("rows").len(), 10);
+    assert_eq!(
+        (rows["section_id"].as_str(), rows["general_admission"].as_bool(), rows["available"].as_i64()),
+        (Some(vip.as_str()), Some(false), list["available"].as_i64())
+    );
+    let as_of = parse_rfc3339_ms(rows["as_of"].as_str().expect("as_of")).expect("RFC 3339");
+    assert!((before..=after).contains(&as_of), "{before} <= {as_of} <= {after}");
+
+    // General admission: no rows, the count.
+    let ga = app.get(&format!("/api/events/{id}/sections/{floor}/seats?format=rows"), None).await;
+    assert_eq!(ga.status, StatusCode::OK);
+    let ga = ga.json();
+    assert_eq!(ga["rows"], json!([]));
+    assert_eq!((ga["general_admission"].as_bool(), ga["available"].as_i64()), (Some(true), Some(4993)));
+    assert!(ga["as_of"].as_str().and_then(parse_rfc3339_ms).is_some());
+}
+
+#[tokio::test]
+async fn seat_maps_carry_strong_etags_and_gzip() {
+    let app = app_with(set_seat_map_interval(60_000)).await;
+    // 50 × 100: big enough for both formats to be gzipped.
+    let mut body = event_body();
+    body["sections"][0]["rows"] = json!(50);
+    body["sections"][0]["seats_per_row"] = json!(100);
+    let (id, vip, floor) = sold_and_held(&app, &body).await;
+    for path in
+        [format!("/api/events/{id}/sections/{vip}/seats"), format!("/api/events/{id}/sections/{vip}/seats?format=rows")]
+    {
+        let plain = app.get(&path, None).await;
+        assert_eq!(plain.status, StatusCode::OK);
+        assert_eq!(plain.header("cache-control"), Some("public, max-age=1"), "{path}");
+        assert_eq!(plain.header("vary"), Some("Accept-Encoding"));
+        assert_eq!(plain.header("content-encoding"), None);
+        let tag = plain.header("etag").expect("etag").to_owned();
+        assert!(tag.starts_with('"') && tag.ends_with('"') && tag.len() > 20, "a strong tag: {tag}");
+
+        let again = app.get_with(&path, &[("if-none-match", &tag)]).await;
+        assert_eq!(again.status, StatusCode::NOT_MODIFIED, "{path}");
+        assert!(again.body.is_empty());
+        assert_eq!((again.header("etag"), again.header("vary")), (Some(tag.as_str()), Some("Accept-Encoding")));
+        let listed = app.get_with(&path, &[("if-none-match", &format!("\"x\", W/{tag}"))]).await;
+        assert_eq!(listed.status, StatusCode::NOT_MODIFIED, "a weak match of a listed tag");
+        let other = app.get_with(&path, &[("if-none-match", "\"nope\"")]).await;
+        assert_eq!((other.status, &other.body), (StatusCode::OK, &plain.body));
+
+        let gz = app.get_with(&path, &[("accept-encoding", "br, gzip;q=0.8")]).await;
+        assert_eq!(gz.status, StatusCode::OK);
+        assert_eq!((gz.header("content-encoding"), gz.header("vary")), (Some("gzip"), Some("Accept-Encoding")));
+        assert!(gz.body.len() * 5 < plain.body.len(), "{} bytes gzipped from {}", gz.body.len(), plain.body.len());
+        let mut unzipped = Vec::new();
+        flate2::read::GzDecoder::new(&gz.body[..]).read_to_end(&mut unzipped).expect("gunzip");
+        assert_eq!(unzipped, plain.body, "the same snapshot");
+        let gz_tag = gz.header("etag").expect("etag").to_owned();
+        assert_ne!(gz_tag, tag, "each content coding has its own strong tag");
+        let gz_again = app.get_with(&path, &[("accept-encoding", "gzip"), ("if-none-match", &gz_tag)]).await;
+        assert_eq!(gz_again.status, StatusCode::NOT_MODIFIED);
+        let refused = app.get_with(&path, &[("accept-encoding", "gzip;q=0, identity")]).await;
+        assert_eq!((refused.header("content-encoding"), &refused.body), (None, &plain.body));
+    }
+    assert_eq!(app.builds.count(), 2, "one snapshot per format served all of the above");
+
+    // A small map is not compressed.
+    let ga = app.get_with(&format!("/api/events/{id}/sections/{floor}/seats"), &[("accept-encoding", "gzip")]).await;
+    assert_eq!((ga.status, ga.header("content-encoding")), (StatusCode::OK, None));
+    assert_eq!(ga.json()["available"], 4993);
+}
+
+#[tokio::test]
+async fn a_snapshot_serves_its_interval() {
+    let app = app_with(set_seat_map_interval(60_000)).await;
+    let ev = app.published(&event_body()).await;
+    let id = id_of(&ev);
+    let vip = sid(&ev, 0);
+    let path = format!("/api/events/{id}/sections/{vip}/seats?format=rows");
+    let first = app.get(&path, None).await;
+    assert_eq!(&first.json()["rows"][0]["statuses"].as_str().expect("statuses")[..1], "f");
+
+    let keys = app.keys(&id);
+    let mut conn = app.conn();
+    let live = format!("h{}:holdlive", now_ms() + 600_000);
+    let _: () = conn.hset(keys.seats(vip.parse().expect("sid")), "1:1", live).await.expect("hset");
+
+    let second = app.get(&path, None).await;
+    assert_eq!(second.body, first.body, "the same snapshot, as_of and all");
+    assert_eq!(second.header("etag"), first.header("etag"));
+    assert_eq!(app.builds.count(), 1);
+    // Each format is a snapshot of its own: the seat list is built now.
+    let list = app.get(&format!("/api/events/{id}/sections/{vip}/seats"), None).await.json();
+    assert_eq!(list["seats"][0]["status"], "held");
+    assert_eq!(app.builds.count(), 2);
+}
+
+#[tokio::test]
+async fn a_snapshot_is_rebuilt_after_its_interval() {
+    // A short interval, and the default (500 ms: a hold shows within a second).
+    for interval in [Some(150), None] {
+        let app = match interval {
+            Some(ms) => app_with(set_seat_map_interval(ms)).await,
+            None => app().await,
+        };
+        let ms = interval.unwrap_or(500);
+        let ev = app.published(&event_body()).await;
+        let id = id_of(&ev);
+        let vip = sid(&ev, 0);
+        let path = format!("/api/events/{id}/sections/{vip}/seats?format=rows");
+        let first = app.get(&path, None).await;
+        assert_eq!(first.json()["rows"][0]["statuses"].as_str().map(|s| &s[..2]), Some("ff"));
+        let keys = app.keys(&id);
+        let mut conn = app.conn();
+        let live = format!("h{}:holdlive", now_ms() + 600_000);
+        let _: () = conn.hset(keys.seats(vip.parse().expect("sid")), "1:2", live).await.expect("hset");
+        tokio::time::sleep(Duration::from_millis(ms + 50)).await;
+        let later = app.get(&path, None).await;
+        assert_eq!(later.json()["rows"][0]["statuses"].as_str().map(|s| &s[..2]), Some("fh"), "{ms} ms");
+        assert_ne!(later.header("etag"), first.header("etag"));
+        let as_of = |a: &Answer| parse_rfc3339_ms(a.json()["as_of"].as_str().expect("as_of")).expect("time");
+        assert!(as_of(&later) >= as_of(&first) + ms as i64);
+        assert_eq!(app.builds.count(), 2);
+    }
+}
+
+#[tokio::test]
+async fn a_seat_list_tag_outlives_its_snapshot() {
+    let app = app_with(set_seat_map_interval(100)).await;
+    let ev = app.published(&event_body()).await;
+    let path = format!("/api/events/{}/sections/{}/seats", id_of(&ev), sid(&ev, 0));
+    let tag = app.get(&path, None).await.header("etag").expect("etag").to_owned();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let again = app.get_with(&path, &[("if-none-match", &tag)]).await;
+    assert_eq!(again.status, StatusCode::NOT_MODIFIED, "nothing changed, so the rebuilt map has the same tag");
+    assert_eq!(app.builds.count(), 2);
+}
+
+#[tokio::test]
+async fn concurrent_requests_share_one_build() {
+    let app = app_with(set_seat_map_interval(60_000)).await;
+    let body = json!({
+        "name": "Big room", "venue": "Arena",
+        "starts_at": "2030-06-01T20:00:00Z", "sale_starts_at": "2030-05-01T10:00:00Z",
+        "sections": [{"name": "Bowl", "price_cents": 5000, "rows": 100, "seats_per_row": 200}]
+    });
+    let ev = app.published(&body).await;
+    let (id, bowl) = (id_of(&ev), sid(&ev, 0));
+    let paths = [
+        format!("/api/events/{id}/sections/{bowl}/seats"),
+        format!("/api/events/{id}/sections/{bowl}/seats?format=rows"),
+    ];
+    let (app, paths) = (&app, &paths);
+    let answers = futures_util::future::join_all((0..48).map(|i| async move {
+        let coding = if i % 3 == 0 { "gzip" } else { "identity" };
+        app.get_with(&paths[i % 2], &[("accept-encoding", coding)]).await
+    }))
+    .await;
+    assert!(answers.iter().all(|a| a.status == StatusCode::OK));
+    assert_eq!(app.builds.count(), 2, "one build per format for 48 concurrent requests");
+    let rows = answers.iter().find(|a| a.header("content-encoding").is_none() && a.json().get("as_of").is_some());
+    let rows = rows.expect("an identity rows answer");
+    assert_eq!(rows.json()["rows"].as_array().map(Vec::len), Some(100));
+    assert!(rows.body.len() < 25_000, "compact: {} bytes for 20,000 seats", rows.body.len());
+}
+
+#[tokio::test]
+async fn bad_formats_are_400_and_drafts_stay_hidden() {
+    let app = app().await;
+    let ev = app.published(&event_body()).await;
+    let (id, vip) = (id_of(&ev), sid(&ev, 0));
+    for bad in ["format=csv", "format=", "format=ROWS", "format=seats", "format"] {
+        let a = app.get(&format!("/api/events/{id}/sections/{vip}/seats?{bad}"), None).await;
+        assert_problem(&a, 400, "invalid_format");
+    }
+
+    let draft = app.create_ok(&event_body()).await;
+    let (did, dvip) = (id_of(&draft), sid(&draft, 0));
+    let rows = format!("/api/events/{did}/sections/{dvip}/seats?format=rows");
+    let builds = app.builds.count();
+    for token in [None, Some(app.customer.as_str()), Some("garbage")] {
+        assert_problem(&app.get(&rows, token).await, 404, "not_found");
+    }
+    for _ in 0..2 {
+        let a = app.get(&rows, Some(&app.admin)).await;
+        assert_eq!(a.status, StatusCode::OK);
+        assert_eq!(a.header("cache-control"), Some("private, no-store"), "drafts are not cached");
+        assert_eq!(a.header("etag"), None);
+        assert_eq!(a.json()["rows"][0]["statuses"], "f".repeat(20));
+    }
+    assert_eq!(app.builds.count(), builds + 2, "a draft's map is built per request, never shared");
+    // Still hidden from customers after an admin has looked.
+    assert_problem(&app.get(&rows, Some(&app.customer)).await, 404, "not_found");
 }

@@ -144,6 +144,9 @@ pub struct Config {
     pub queue_initial_admit: i64,
     /// … and places admitted each second after that.
     pub queue_admit_per_second: i64,
+    /// How long one snapshot of a section's seat map serves every request
+    /// (the catalog builds it at most once per interval per process).
+    pub seatmap_snapshot_ms: u64,
     pub admin_email: Option<String>,
     pub admin_password: Option<String>,
 }
@@ -208,6 +211,7 @@ impl Config {
             persister_max_deliveries: env.ranged_or("STAMPEDE_PERSISTER_MAX_DELIVERIES", 5, 1, 1000)?,
             queue_initial_admit: env.ranged_or("STAMPEDE_QUEUE_INITIAL_ADMIT", 100, 0, 100_000_000)?,
             queue_admit_per_second: env.ranged_or("STAMPEDE_QUEUE_ADMIT_PER_SECOND", 200, 0, 1_000_000)?,
+            seatmap_snapshot_ms: env.ranged_or("STAMPEDE_SEATMAP_SNAPSHOT_MS", 500, 1, 60_000)?,
             admin_email: env.optional("STAMPEDE_ADMIN_EMAIL"),
             admin_password: env.optional("STAMPEDE_ADMIN_PASSWORD"),
         })
@@ -236,6 +240,7 @@ mod tests {
         assert_eq!(cfg.port("reservation"), 8103);
         assert_eq!(cfg.min_hold_seconds, 30);
         assert_eq!((cfg.queue_initial_admit, cfg.queue_admit_per_second), (100, 200));
+        assert_eq!(cfg.seatmap_snapshot_ms, 500);
     }
 
     #[test]
@@ -253,7 +258,11 @@ mod tests {
             Config::from_env(&Env::from_pairs(pairs)).expect_err("must fail").var,
             "STAMPEDE_PAYMENT_DECLINE_RATE"
         );
-        for (var, bad) in [("STAMPEDE_QUEUE_ADMIT_PER_SECOND", "-1"), ("STAMPEDE_QUEUE_INITIAL_ADMIT", "lots")] {
+        for (var, bad) in [
+            ("STAMPEDE_QUEUE_ADMIT_PER_SECOND", "-1"),
+            ("STAMPEDE_QUEUE_INITIAL_ADMIT", "lots"),
+            ("STAMPEDE_SEATMAP_SNAPSHOT_MS", "0"),
+        ] {
             let mut pairs = base();
             pairs.push((var, bad));
             assert_eq!(Config::from_env(&Env::from_pairs(pairs)).expect_err("must fail").var, var);
