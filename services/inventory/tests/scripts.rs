@@ -95,7 +95,7 @@ async fn publish_is_idempotent_and_sets_counters() {
 async fn holds_seats_all_or_nothing_naming_every_taken_seat() {
     let mut fx = fixture(60_000, 0).await;
     let (id, out) = fx.hold("u1", &[seat(1, 1), seat(1, 2)]).await;
-    assert_eq!(out, HoldOutcome::Held { expires_ms: match out { HoldOutcome::Held { expires_ms, .. } => expires_ms, _ => 0 }, amount_cents: 10_000, quantity: 2 });
+    assert_eq!(out, HoldOutcome::Held { expires_ms: match out { HoldOutcome::Held { expires_ms, .. } => expires_ms, _ => 0 }, amount_cents: 10_000, quantity: 2, seats: Vec::new() });
     let rec = read_hold(&mut fx.conn, &fx.keys, &id).await.expect("read").expect("exists");
     assert_eq!(rec.status, "held");
     assert_eq!(rec.seats, vec![format!("{SEATED}:1:1"), format!("{SEATED}:1:2")]);
