@@ -432,7 +432,7 @@ impl Fx {
                 longest = longest.max(run);
             }
             let bound = u32::from(runs.get(r as usize - 1).copied().unwrap_or(0));
-            assert!(bound == 0 || bound - 1 >= longest, "row {r}: bound {} < longest free run {longest}", bound - 1);
+            assert!(bound == 0 || bound > longest, "row {r}: bound {} < longest free run {longest}", bound - 1);
         }
     }
 }

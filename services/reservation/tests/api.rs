@@ -46,6 +46,7 @@ impl App {
 
     /// Publishes event `id`: a seated section of `rows` x `per_row` at 1000
     /// and a GA section of `ga` places at 500.
+    #[allow(clippy::too_many_arguments)]
     async fn publish(&self, id: i64, rows: u32, per_row: u32, ga: i64, hold_ms: i64, limit: i64, sale_ms: i64) -> EventKeys {
         let keys = EventKeys::new(&self.config.redis_prefix, id);
         let meta = EventMeta {
@@ -611,6 +612,9 @@ async fn assert_index(app: &App, keys: &EventKeys, per_row: u32) {
     assert_eq!(marked, taken.keys().copied().collect::<HashSet<_>>(), "the seat index is the seat map");
 }
 
+/// A hold a buyer got: its id, the buyer and its seats.
+type Won = (String, String, Vec<(u32, u32)>);
+
 /// 64 buyers at once asking for 2–4 best-available seats, then for single
 /// seats until none is left: no seat is in two holds, every block is
 /// adjacent, every seat is held once and, paid for, sold once; then 409.
@@ -623,7 +627,7 @@ async fn concurrent_best_available_buyers_never_share_a_seat_and_sell_out_exactl
     for client in 0..64u32 {
         let app = app.clone();
         tasks.push(tokio::spawn(async move {
-            let mut won: Vec<(String, String, Vec<(u32, u32)>)> = Vec::new();
+            let mut won: Vec<Won> = Vec::new();
             let (mut attempt, mut refused) = (0u32, 0);
             // Blocks of 2–4 while any may fit, then single seats.
             for single in [false, true] {
