@@ -161,8 +161,9 @@ end
 -- that byte stays an upper bound; ending a hold frees seats, so it resets
 -- the byte of their row to unknown. A missing key or byte is 0: publishing
 -- writes nothing. Every script that adds or drops a seat field keeps
--- `occ` in step, in the same call.
-local MAX_SEATS = 500000000 -- a section's occ stays under Redis's 512 MB string
+-- `occ` in step, in the same call. A seated section has at most MAX_SEATS
+-- seats (publish.lua), so its `occ` stays under Redis's 512 MB string.
+local MAX_SEATS = 500000000
 
 local function seat_index(base, sid, spr, field, taken)
   local row, n = string.match(field, '^(%d+):(%d+)$')
