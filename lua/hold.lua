@@ -47,7 +47,7 @@ if meta[1] ~= 'published' or now < tonumber(meta[2]) then return { 'not_on_sale'
 if meta[5] == '1' and ARGV[4] ~= '1' then return { 'queue_pass_required' } end
 local hold_ms, limit = tonumber(meta[3]), tonumber(meta[4])
 
-local amount = 0
+local amount, spr_of = 0, {}
 for i = 1, n do
   if sid_of[i] then
     local kind, rows, spr, _, price = layout(meta[sids[sid_of[i]]])
@@ -57,6 +57,7 @@ for i = 1, n do
       unknown[#unknown + 1] = ARGV[4 + i]
     else
       amount = amount + price
+      spr_of[i] = spr
     end
   end
 end
@@ -92,6 +93,7 @@ for i = 1, n do
   redis.call('HSET', KEYS[7 + i], field_of[i], value)
   -- A seat taken over from a lapsed hold was never given back to the count.
   if not lapsed[i] then redis.call('HINCRBY', KEYS[2], sid_of[i], -1) end
+  seat_index(base, sid_of[i], spr_of[i], field_of[i], true)
 end
 schedule(KEYS[4], KEYS[1], base, meta[6], hold, now + hold_ms, now)
 kept[#kept + 1] = hold .. ',' .. qty .. ',' .. exp

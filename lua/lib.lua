@@ -151,6 +151,96 @@ local function is_idem(s)
   return type(s) == 'string' and #s <= 128 and string.find(s, '^[%w_.:-]*$') ~= nil
 end
 
+-- The seat index of a seated section, for best-available holds
+-- (hold_best.lua): `occ:<sid>`, a string of one byte per seat, row after
+-- row (seat <row>:<n> at byte (row - 1) * seats_per_row + n - 1), 1 where
+-- the seat hash has the seat's field (held, lapsed but not yet ended, or
+-- sold) and 0 where it has none; and `runs:<sid>`, one byte per row, 0 when
+-- unknown, else 1 + the longest run of free seats the row had when
+-- hold_best.lua last read it (at most 254). A hold only shrinks runs, so
+-- that byte stays an upper bound; ending a hold frees seats, so it resets
+-- the byte of their row to unknown. A missing key or byte is 0: publishing
+-- writes nothing. Every script that adds or drops a seat field keeps
+-- `occ` in step, in the same call. A seated section has at most MAX_SEATS
+-- seats (publish.lua), so its `occ` stays under Redis's 512 MB string.
+local MAX_SEATS = 500000000
+
+local function seat_index(base, sid, spr, field, taken)
+  local row, n = string.match(field, '^(%d+):(%d+)$')
+  row, n = tonumber(row), tonumber(n)
+  if not row or spr < 1 then return end
+  redis.call('SETRANGE', base .. 'occ:' .. sid, (row - 1) * spr + n - 1, taken and '\1' or '\0')
+  if not taken then redis.call('SETRANGE', base .. 'runs:' .. sid, row - 1, '\0') end
+end
+
+-- The longest run of free (zero) bytes in a row of `occ`.
+local function longest_run(row)
+  local i, longest = 1, 0
+  while true do
+    local a, b = string.find(row, '%z+', i)
+    if not a then return longest end
+    if b - a + 1 > longest then longest = b - a + 1 end
+    i = b + 1
+  end
+end
+
+-- The first seat of the block of `q` free seats of `row` nearest its
+-- centre (ties: the lower numbers), or nil.
+local function best_block(row, q)
+  local ideal = #row + 2 - q -- twice the first seat of a centred block
+  local i, best, bestd = 1, nil, nil
+  while true do
+    local a, b = string.find(row, '%z+', i)
+    if not a then return best end
+    if b - a + 1 >= q then
+      local s = math.floor(ideal / 2)
+      if s < a then s = a elseif s > b - q + 1 then s = b - q + 1 end
+      local d = math.abs(2 * s - ideal)
+      if not bestd or d < bestd then best, bestd = s, d end
+    end
+    i = b + 1
+  end
+end
+
+-- Up to `want` free seats of `row`, nearest its centre first (ties: the
+-- lower number), appended to `out` as numbers.
+local function nearest_free(row, want, out)
+  local spr = #row
+  local lo, hi = math.floor((spr + 1) / 2), math.floor((spr + 1) / 2) + 1
+  while want > 0 and (lo >= 1 or hi <= spr) do
+    local n
+    if lo >= 1 and (hi > spr or math.abs(2 * lo - spr - 1) <= math.abs(2 * hi - spr - 1)) then
+      n, lo = lo, lo - 1
+    else
+      n, hi = hi, hi + 1
+    end
+    if string.byte(row, n) == 0 then
+      out[#out + 1] = n
+      want = want - 1
+    end
+  end
+end
+
+-- Row `r` of a section's `occ` string, `spr` bytes (a missing tail is free).
+local function occ_row(key, spr, r)
+  local row = redis.call('GETRANGE', key, (r - 1) * spr, r * spr - 1)
+  if #row < spr then row = row .. string.rep('\0', spr - #row) end
+  return row
+end
+
+-- Records in `runs` the longest free run of row `r` (its `occ` bytes).
+local function note_run(key, r, row)
+  redis.call('SETRANGE', key, r - 1, string.char(math.min(longest_run(row), 254) + 1))
+end
+
+-- The pattern class of a `runs` byte that may hold a block of `q` seats
+-- (1 to 50): unknown (0) or a run of at least q (byte q + 1 or more).
+local function fits_class(q)
+  local c = string.char(q)
+  if c == '%' then return '[^\1-$%%]' end -- '%' would escape the ']'
+  return '[^\1-' .. c .. ']'
+end
+
 -- Ends a live hold `h` (its record, parsed) as `reason` ('released' or
 -- 'expired') at `now`: frees what it still owns (a lapsed seat may be
 -- someone else's now), drops it from its user's record, marks the record
@@ -164,12 +254,18 @@ local function end_hold(k, base, hold, h, reason, now)
     end
   else
     local mine = 'h' .. h.exp .. ':' .. hold
+    local spr = {}
     for id in string.gmatch(h.seats, '[^,]+') do
       local sid, field = string.match(id, '^(%d+):(.+)$')
       local seats = base .. 'seats:' .. sid
       if redis.call('HGET', seats, field) == mine then
         redis.call('HDEL', seats, field)
         redis.call('HINCRBY', k.avail, sid, 1)
+        if not spr[sid] then
+          local _, _, per_row = layout(redis.call('HGET', base .. 'meta', 's:' .. sid))
+          spr[sid] = per_row or 0
+        end
+        seat_index(base, sid, spr[sid], field, false)
       end
     end
   end

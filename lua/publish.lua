@@ -12,7 +12,9 @@ if not base or #KEYS ~= 2 or KEYS[2] ~= base .. 'avail' or not is_int(ARGV[1], -
 end
 for i = 5, #ARGV, 2 do
   local kind, rows, spr, cap = string.match(ARGV[i + 1], '^([sg]),(%d+),(%d+),(%d+),%d+$')
-  if not is_int(ARGV[i], 0) or not kind or (kind == 's' and tonumber(rows) * tonumber(spr) ~= tonumber(cap)) then
+  -- A seated section's seat index (lib.lua) is one string of a byte a seat.
+  if not is_int(ARGV[i], 0) or not kind
+    or (kind == 's' and (tonumber(rows) * tonumber(spr) ~= tonumber(cap) or tonumber(cap) > MAX_SEATS)) then
     return shape_error('publish')
   end
 end

@@ -325,6 +325,30 @@ async function eventPage(ctx, id) {
   }
   holdButton.addEventListener('click', () => hold({ seats: [...selected] }, holdButton));
 
+  // Best available: the service picks the seats (the lowest row that has
+  // them, nearest its centre), together unless the buyer says otherwise.
+  function bestForm(sec) {
+    const max = Math.max(1, Math.min(ev.per_user_limit || 1, 50));
+    const qty = h('input', { type: 'number', min: 1, max, value: Math.min(2, max), required: true, inputmode: 'numeric', 'data-testid': `best-quantity-${sec.id}` });
+    const together = h('input', { type: 'checkbox', checked: true, 'data-testid': `best-adjacent-${sec.id}` });
+    const btn = h('button', { type: 'submit', class: 'primary', 'data-testid': `best-hold-${sec.id}` }, 'Hold best available');
+    gaButtons.push(btn);
+    const form = h('form', { class: 'ga best', 'data-testid': 'best-form', 'data-section-id': sec.id },
+      field('Best available seats', qty, `Up to ${max}: the best free seats, front rows and centre first`),
+      h('label', { class: 'check' }, together, ' Seats together'),
+      btn);
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      const quantity = Number(qty.value);
+      if (!Number.isInteger(quantity) || quantity < 1 || quantity > max) {
+        showError(new Error(`choose 1 to ${max} seats`));
+        return;
+      }
+      hold({ section_id: String(sec.id), quantity, adjacent: together.checked }, btn);
+    });
+    return form;
+  }
+
   const sections = ev.sections.map((sec) => {
     const avail = h('span', { 'data-testid': `available-${sec.id}` });
     availability.set(String(sec.id), avail);
@@ -351,7 +375,7 @@ async function eventPage(ctx, id) {
     }
     const map = new SeatMap(sec, selected, () => updateSummary());
     maps.set(String(sec.id), map);
-    return h('section', { class: 'section', 'data-testid': `section-${sec.id}` }, head, map.el);
+    return h('section', { class: 'section', 'data-testid': `section-${sec.id}` }, head, bestForm(sec), map.el);
   });
 
   function paintAvailability() {

@@ -259,6 +259,20 @@ async function main() {
     await tid(`available-${standing.id}`).filter({ hasText: '100 of 100 left' }).waitFor();
     assert.equal(await page.evaluate(() => localStorage.getItem('stampede.currentHold')), null);
 
+    step('best available: two seats together in the Stalls, chosen by the service, then release them');
+    // Row 1 has 1–4 and 7–12 free (the other buyer holds 5 and 6): 7–8 is the pair nearest its centre.
+    await tid(`best-quantity-${stalls.id}`).fill('2');
+    assert.equal(await tid(`best-adjacent-${stalls.id}`).isChecked(), true, 'together by default');
+    await tid(`best-hold-${stalls.id}`).click();
+    await page.waitForURL(/#\/hold$/);
+    await holdPage.waitFor();
+    const bestText = await tid('hold-seats').textContent();
+    assert.ok(bestText.includes('Row 1, seat 7') && bestText.includes('Row 1, seat 8'), bestText);
+    assert.equal(await tid('hold-amount').textContent(), '$90.00');
+    await tid('release-button').click();
+    await page.waitForURL(new RegExp(`#/events/${eventId}$`));
+    await tid(`available-${stalls.id}`).filter({ hasText: '66 of 72 left' }).waitFor();
+
     step('a waiting-room event: the page takes a place in line, is let in, and holds with the pass');
     const admin = await apiCall('POST', '/api/auth/signin', { body: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } });
     const wr = await apiCall('POST', '/api/events', {

@@ -31,6 +31,15 @@ impl EventKeys {
     pub fn seats(&self, section: i64) -> String {
         self.k(&format!("seats:{section}"))
     }
+    /// A seated section's seat index: a byte a seat, 1 where the seat hash
+    /// has the seat (see `seat_index` in `lua/lib.lua`).
+    pub fn occ(&self, section: i64) -> String {
+        self.k(&format!("occ:{section}"))
+    }
+    /// A seated section's per-row bound on the longest free run (`lua/lib.lua`).
+    pub fn runs(&self, section: i64) -> String {
+        self.k(&format!("runs:{section}"))
+    }
     pub fn ga(&self, section: i64) -> String {
         self.k(&format!("ga:{section}"))
     }
@@ -147,7 +156,7 @@ mod tests {
     #[test]
     fn keys_share_the_hash_tag() {
         let k = EventKeys::new("st", 42);
-        for key in [k.meta(), k.seats(7), k.holds(), k.ended(), k.stream(), k.idem(), k.queue(), k.queue_users(), k.queue_seq(), k.queue_admitted()] {
+        for key in [k.meta(), k.seats(7), k.occ(7), k.runs(7), k.holds(), k.ended(), k.stream(), k.idem(), k.queue(), k.queue_users(), k.queue_seq(), k.queue_admitted()] {
             assert!(key.starts_with("st:{ev:42}:"), "{key}");
         }
         assert_eq!(parse_timer_key("st", &k.timer(7_000_123)), Some((42, 7_000_123)));

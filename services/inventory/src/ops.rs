@@ -196,7 +196,9 @@ impl SeatRef {
 /// What a hold script answered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HoldOutcome {
-    Held { expires_ms: i64, amount_cents: i64, quantity: i64 },
+    /// Held; `seats` are the seats a best-available hold chose (empty for
+    /// the other scripts: the caller named them, or general admission).
+    Held { expires_ms: i64, amount_cents: i64, quantity: i64, seats: Vec<String> },
     /// The idempotency key was used before: this is the hold it made.
     Duplicate(String),
     Unknown(Vec<String>),
@@ -204,6 +206,9 @@ pub enum HoldOutcome {
     Unavailable(Vec<String>),
     /// … or not enough places left (general admission).
     SoldOut { available: i64 },
+    /// … or no seats as asked are free (best available): the section's
+    /// free seats.
+    NoBlock { available: i64 },
     Limit { used: i64, limit: i64 },
     NotOnSale,
     /// The event has a waiting room and no valid pass was presented.
@@ -233,11 +238,17 @@ fn hold_outcome(reply: Vec<Value>) -> HoldOutcome {
     let tag = reply.first().map(text).unwrap_or_default();
     let rest = || reply[1..].iter().map(text).collect::<Vec<_>>();
     match tag.as_str() {
-        "ok" => HoldOutcome::Held { expires_ms: int(reply.get(1)), amount_cents: int(reply.get(2)), quantity: int(reply.get(3)) },
+        "ok" => HoldOutcome::Held {
+            expires_ms: int(reply.get(1)),
+            amount_cents: int(reply.get(2)),
+            quantity: int(reply.get(3)),
+            seats: reply.get(4..).map(|s| s.iter().map(text).collect()).unwrap_or_default(),
+        },
         "dup" => HoldOutcome::Duplicate(reply.get(1).map(text).unwrap_or_default()),
         "unknown" => HoldOutcome::Unknown(rest()),
         "unavailable" if matches!(reply.get(1), Some(Value::Int(_))) => HoldOutcome::SoldOut { available: int(reply.get(1)) },
         "unavailable" => HoldOutcome::Unavailable(rest()),
+        "no_block" => HoldOutcome::NoBlock { available: int(reply.get(1)) },
         "limit" => HoldOutcome::Limit { used: int(reply.get(1)), limit: int(reply.get(2)) },
         "not_on_sale" => HoldOutcome::NotOnSale,
         "queue_pass_required" => HoldOutcome::QueuePassRequired,
@@ -292,6 +303,24 @@ pub async fn hold_seats(conn: &mut Redis, scripts: &Scripts, keys: &EventKeys, r
 pub async fn hold_general(conn: &mut Redis, scripts: &Scripts, keys: &EventKeys, req: &HoldRequest<'_>, section: i64, quantity: i64) -> RedisResult<HoldOutcome> {
     let mut inv = req.invocation(&scripts.hold_ga, keys);
     inv.key(keys.ga(section)).arg(section).arg(quantity);
+    Ok(hold_outcome(inv.invoke_async(conn).await?))
+}
+
+/// Holds the best `quantity` free seats of a seated section, chosen by the
+/// script (`lua/hold_best.lua`): one block of adjacent seats of a row if
+/// `adjacent`, else the best seats wherever they are; lowest row first,
+/// nearest its centre. A general-admission section's places are held as
+/// [`hold_general`] holds them, in the same call.
+pub async fn hold_best(conn: &mut Redis, scripts: &Scripts, keys: &EventKeys, req: &HoldRequest<'_>, section: i64, quantity: i64, adjacent: bool) -> RedisResult<HoldOutcome> {
+    let mut inv = req.invocation(&scripts.hold_best, keys);
+    inv.key(keys.ended())
+        .key(keys.seats(section))
+        .key(keys.occ(section))
+        .key(keys.runs(section))
+        .key(keys.ga(section))
+        .arg(section)
+        .arg(quantity)
+        .arg(if adjacent { 1 } else { 0 });
     Ok(hold_outcome(inv.invoke_async(conn).await?))
 }
 

@@ -95,7 +95,7 @@ async fn publish_is_idempotent_and_sets_counters() {
 async fn holds_seats_all_or_nothing_naming_every_taken_seat() {
     let mut fx = fixture(60_000, 0).await;
     let (id, out) = fx.hold("u1", &[seat(1, 1), seat(1, 2)]).await;
-    assert_eq!(out, HoldOutcome::Held { expires_ms: match out { HoldOutcome::Held { expires_ms, .. } => expires_ms, _ => 0 }, amount_cents: 10_000, quantity: 2 });
+    assert_eq!(out, HoldOutcome::Held { expires_ms: match out { HoldOutcome::Held { expires_ms, .. } => expires_ms, _ => 0 }, amount_cents: 10_000, quantity: 2, seats: Vec::new() });
     let rec = read_hold(&mut fx.conn, &fx.keys, &id).await.expect("read").expect("exists");
     assert_eq!(rec.status, "held");
     assert_eq!(rec.seats, vec![format!("{SEATED}:1:1"), format!("{SEATED}:1:2")]);
@@ -379,4 +379,196 @@ async fn finished_holds_are_forgotten_with_their_idempotency_keys_live_ones_neve
     let again = HoldId::generate(7).token;
     let req = HoldRequest { user: "u2", hold: &again, idempotency: Some("k-1"), queue_pass: false };
     assert!(is_held(&hold_seats(&mut fx.conn, &fx.scripts, &fx.keys, &req, &[seat(2, 1)]).await.expect("hold")));
+}
+
+// ---- best available (hold_best.lua) -------------------------------------------
+
+/// An event (id 8) with one seated section SEATED of `rows` x `per_row` at
+/// 1000 and the GA section, on sale now.
+async fn seated_fixture(rows: u32, per_row: u32, hold_ms: i64, limit: i64) -> Fx {
+    let cfg = test_config().await;
+    let mut conn = store::connect(&cfg.redis_url).await.expect("redis");
+    let scripts = Scripts::load();
+    let keys = EventKeys::new(&cfg.redis_prefix, 8);
+    let meta = EventMeta {
+        sale_ms: 0,
+        hold_ms,
+        limit,
+        waiting_room: false,
+        sections: vec![
+            SectionLayout { id: SEATED, seated: Some((rows, per_row)), capacity: i64::from(rows * per_row), price_cents: 1000 },
+            SectionLayout { id: GA, seated: None, capacity: 5, price_cents: 1500 },
+        ],
+    };
+    assert!(publish(&mut conn, &scripts, &cfg.redis_prefix, &keys, &meta).await.expect("publish"));
+    Fx { conn, scripts, keys, prefix: cfg.redis_prefix }
+}
+
+impl Fx {
+    async fn best_in(&mut self, user: &str, section: i64, qty: i64, adjacent: bool, idem: Option<&str>) -> (String, HoldOutcome) {
+        let id = HoldId::generate(self.keys.event).token;
+        let req = HoldRequest { user, hold: &id, idempotency: idem, queue_pass: false };
+        let out = hold_best(&mut self.conn, &self.scripts, &self.keys, &req, section, qty, adjacent).await.expect("hold_best");
+        (id, out)
+    }
+    async fn best(&mut self, user: &str, qty: i64, adjacent: bool) -> (String, HoldOutcome) {
+        self.best_in(user, SEATED, qty, adjacent, None).await
+    }
+    /// The seat index of SEATED (`per_row` seats a row) marks exactly the
+    /// seats its seat hash has, and its row bounds never understate a row.
+    async fn assert_index(&mut self, per_row: u32) {
+        let occ: Option<Vec<u8>> = self.conn.get(self.keys.occ(SEATED)).await.expect("occ");
+        let runs: Option<Vec<u8>> = self.conn.get(self.keys.runs(SEATED)).await.expect("runs");
+        let (occ, runs) = (occ.unwrap_or_default(), runs.unwrap_or_default());
+        let taken = taken_seats(&mut self.conn, &self.keys, SEATED, 0).await.expect("raw map");
+        let rows = taken.keys().map(|(r, _)| *r).max().unwrap_or(0).max(occ.len() as u32 / per_row + 1);
+        for r in 1..=rows {
+            let (mut run, mut longest) = (0u32, 0u32);
+            for n in 1..=per_row {
+                let byte = occ.get(((r - 1) * per_row + n - 1) as usize).copied().unwrap_or(0);
+                let is_taken = taken.contains_key(&(r, n));
+                assert_eq!(byte, u8::from(is_taken), "index byte of seat {r}:{n}");
+                run = if is_taken { 0 } else { run + 1 };
+                longest = longest.max(run);
+            }
+            let bound = u32::from(runs.get(r as usize - 1).copied().unwrap_or(0));
+            assert!(bound == 0 || bound > longest, "row {r}: bound {} < longest free run {longest}", bound - 1);
+        }
+    }
+}
+
+fn chosen(out: &HoldOutcome) -> Vec<String> {
+    match out {
+        HoldOutcome::Held { seats, .. } => seats.clone(),
+        other => panic!("not held: {other:?}"),
+    }
+}
+
+fn ids(seats: &[(u32, u32)]) -> Vec<String> {
+    seats.iter().map(|(r, n)| format!("{SEATED}:{r}:{n}")).collect()
+}
+
+#[tokio::test]
+async fn best_available_takes_the_lowest_row_nearest_its_centre() {
+    let mut fx = seated_fixture(3, 10, 60_000, 50).await;
+    let (first, out) = fx.best("u1", 2, true).await;
+    assert_eq!(chosen(&out), ids(&[(1, 5), (1, 6)]), "the centre of row 1");
+    assert!(matches!(out, HoldOutcome::Held { amount_cents: 2000, quantity: 2, .. }));
+    // Row 1 has 1–4 and 7–10 left: a block of 3 either side is as far from
+    // the centre; the lower numbers win.
+    assert_eq!(chosen(&fx.best("u1", 3, true).await.1), ids(&[(1, 2), (1, 3), (1, 4)]));
+    assert_eq!(chosen(&fx.best("u1", 4, true).await.1), ids(&[(1, 7), (1, 8), (1, 9), (1, 10)]));
+    assert_eq!(chosen(&fx.best("u1", 2, true).await.1), ids(&[(2, 5), (2, 6)]), "row 1 has one seat left: row 2");
+    assert_eq!(chosen(&fx.best("u1", 10, true).await.1), ids(&(1..=10).map(|n| (3, n)).collect::<Vec<_>>()));
+    assert_eq!(fx.best("u1", 11, true).await.1, HoldOutcome::NoBlock { available: 9 }, "longer than a row");
+    assert_eq!(fx.best("u1", 9, true).await.1, HoldOutcome::NoBlock { available: 9 }, "9 free but not together");
+
+    // The hold is a seat hold like any other: its record, stream event and seats.
+    let rec = read_hold(&mut fx.conn, &fx.keys, &first).await.expect("read").expect("exists");
+    assert_eq!((rec.seats, rec.section, rec.quantity, rec.amount_cents), (ids(&[(1, 5), (1, 6)]), None, 2, 2000));
+    let reply: redis::streams::StreamRangeReply = fx.conn.xrange_count(fx.keys.stream(), "-", "+", 1).await.expect("xrange");
+    assert_eq!(reply.ids[0].get::<String>("seats").as_deref(), Some("11:1:5,11:1:6"));
+    assert_eq!(reply.ids[0].get::<String>("section").as_deref(), Some(""));
+    assert_eq!(fx.avail().await.0, 30 - 21);
+    fx.assert_index(10).await;
+}
+
+#[tokio::test]
+async fn not_adjacent_takes_the_best_seats_across_fragments() {
+    let mut fx = seated_fixture(2, 5, 60_000, 50).await;
+    assert!(is_held(&fx.hold("u1", &[seat(1, 2), seat(1, 4), seat(2, 3)]).await.1));
+    assert_eq!(fx.best("u2", 3, true).await.1, HoldOutcome::NoBlock { available: 7 }, "no 3 together in either row");
+    // Row 1 first, nearest its centre (seat 3), then 1 before 5.
+    assert_eq!(chosen(&fx.best("u2", 3, false).await.1), ids(&[(1, 3), (1, 1), (1, 5)]));
+    assert_eq!(chosen(&fx.best("u2", 3, false).await.1), ids(&[(2, 2), (2, 4), (2, 1)]));
+    assert_eq!(fx.best("u2", 2, false).await.1, HoldOutcome::NoBlock { available: 1 });
+    assert_eq!(chosen(&fx.best("u2", 1, true).await.1), ids(&[(2, 5)]));
+    assert_eq!(fx.best("u3", 1, false).await.1, HoldOutcome::NoBlock { available: 0 });
+    assert_eq!(fx.avail().await.0, 0);
+    fx.assert_index(5).await;
+}
+
+#[tokio::test]
+async fn best_available_answers_like_the_other_hold_scripts() {
+    let mut fx = seated_fixture(2, 5, 60_000, 4).await;
+    // A general-admission section is held as hold_ga.lua holds it.
+    let (ga, out) = fx.best_in("u1", GA, 2, true, None).await;
+    assert!(matches!(out, HoldOutcome::Held { amount_cents: 3000, quantity: 2, ref seats, .. } if seats.is_empty()), "{out:?}");
+    assert_eq!(read_hold(&mut fx.conn, &fx.keys, &ga).await.expect("read").expect("exists").section, Some(GA));
+    assert_eq!(fx.best_in("u1", 99, 1, true, None).await.1, HoldOutcome::Unknown(vec!["99".into()]));
+    // The per-user limit counts every hold of the event.
+    assert_eq!(fx.best("u1", 3, true).await.1, HoldOutcome::Limit { used: 2, limit: 4 });
+    // An idempotency key answers with its first hold.
+    let (first, out) = fx.best_in("u1", SEATED, 2, true, Some("k1")).await;
+    assert!(is_held(&out));
+    assert_eq!(fx.best_in("u1", SEATED, 2, true, Some("k1")).await.1, HoldOutcome::Duplicate(first));
+    assert_eq!(fx.avail().await.0, 8, "a replay holds nothing more");
+    for bad in [0, 51] {
+        assert!(matches!(fx.best("u2", bad, true).await.1, HoldOutcome::Bad(_)));
+    }
+    let mut late = seated_fixture(1, 5, 60_000, 4).await;
+    let _: () = late.conn.hset(late.keys.meta(), "sale_ms", now_ms() + 60_000).await.expect("hset");
+    assert_eq!(late.best("u1", 1, true).await.1, HoldOutcome::NotOnSale);
+    fx.assert_index(5).await;
+}
+
+#[tokio::test]
+async fn lapsed_seats_come_back_with_no_worker_and_release_keeps_the_index_exact() {
+    let mut fx = seated_fixture(1, 6, 300, 50).await;
+    let (old, out) = fx.best("u1", 6, true).await;
+    assert_eq!(chosen(&out).len(), 6);
+    assert_eq!(fx.best("u2", 1, true).await.1, HoldOutcome::NoBlock { available: 0 });
+    // Past its expiry and its deadline bucket's end: lapsed, no worker ran.
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    fx.set_hold_ms(600_000).await;
+    let (new, out) = fx.best("u2", 2, true).await;
+    assert_eq!(chosen(&out), ids(&[(1, 3), (1, 4)]), "the lapsed hold was expired and its seats held again");
+    let rec = read_hold(&mut fx.conn, &fx.keys, &old).await.expect("read").expect("exists");
+    assert_eq!(rec.status, "expired");
+    let expired: Vec<_> = fx.events().await.into_iter().filter(|(k, _)| k == "hold.expired").collect();
+    assert_eq!(expired, vec![("hold.expired".to_owned(), old.clone())]);
+    assert_eq!(fx.avail().await.0, 4);
+    fx.assert_index(6).await;
+
+    // A release frees the seats in the index too, and they are the best again.
+    assert_eq!(release(&mut fx.conn, &fx.scripts, &fx.keys, &new, Reason::Released, Some("u2")).await.expect("r"), ReleaseOutcome::Released);
+    assert_eq!(fx.avail().await.0, 6);
+    fx.assert_index(6).await;
+    assert_eq!(chosen(&fx.best("u3", 4, true).await.1), ids(&[(1, 2), (1, 3), (1, 4), (1, 5)]));
+    // A seat-pick hold takes over a lapsed seat and marks it in the index.
+    assert_eq!(release(&mut fx.conn, &fx.scripts, &fx.keys, &old, Reason::Expired, None).await.expect("r"), ReleaseOutcome::Noop("expired".into()));
+    fx.assert_index(6).await;
+}
+
+#[tokio::test]
+async fn a_stale_index_never_double_books() {
+    let mut fx = seated_fixture(1, 6, 60_000, 50).await;
+    assert!(is_held(&fx.hold("u1", &[seat(1, 3), seat(1, 4)]).await.1));
+    // The index loses what it knew (as on Redis without it, or a bug).
+    let _: () = fx.conn.del(&[fx.keys.occ(SEATED), fx.keys.runs(SEATED)]).await.expect("del");
+    let (_, out) = fx.best("u2", 2, true).await;
+    assert_eq!(chosen(&out), ids(&[(1, 1), (1, 2)]), "the row is read from the seat map, not the stale index");
+    fx.assert_index(6).await;
+    assert_eq!(fx.avail().await.0, 2);
+}
+
+#[tokio::test]
+async fn expiry_and_confirmation_keep_the_index_exact() {
+    let mut fx = seated_fixture(2, 4, 300, 50).await;
+    let (a, _) = fx.best("u1", 3, true).await;
+    let (_, _) = fx.best("u2", 2, false).await;
+    fx.set_hold_ms(600_000).await;
+    let (c, _) = fx.best("u3", 2, true).await;
+    let order = random_hex(8);
+    let pay = Payment { order: &order, payment: "pay_1", charge: "ch_1", method: "card" };
+    assert!(matches!(confirm(&mut fx.conn, &fx.scripts, &fx.keys, &c, "u3", &pay).await.expect("confirm"), ConfirmOutcome::Confirmed { .. }));
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let buckets = due_buckets(&mut fx.conn, &fx.keys, now_ms(), 10).await.expect("due");
+    for b in buckets {
+        expire_bucket(&mut fx.conn, &fx.scripts, &fx.keys, b, 100).await.expect("expire");
+    }
+    assert_eq!(read_hold(&mut fx.conn, &fx.keys, &a).await.expect("read").expect("exists").status, "expired");
+    let a = availability(&mut fx.conn, &fx.keys).await.expect("avail");
+    assert_eq!(a[&SEATED], (6, 2), "the two sold seats stay taken, the rest is free");
+    fx.assert_index(4).await;
 }

@@ -1,7 +1,8 @@
 //! Rebuilding an event's Redis inventory from Postgres after Redis lost
 //! data: the meta and counters as `lua/publish.lua` writes them, every seat
 //! Postgres has sold marked `s` (as `lua/confirm.lua` marks it; the order
-//! stays in Postgres), general-admission sold counts, each
+//! stays in Postgres), each seated section's seat index rebuilt from its
+//! seat map (its row bounds dropped: unknown, so read again), general-admission sold counts, each
 //! buyer's sold count in the users hash, and the event back in the events
 //! set.
 //!
@@ -190,6 +191,12 @@ pub async fn rebuild_inventory(db: &Pool, redis: &Redis, prefix: &str, event: i6
                 pipe.cmd("HSET").arg(keys.seats(*sid)).arg(map.iter().collect::<Vec<_>>()).ignore();
             }
         }
+        for (sid, occ) in &plan.indexes {
+            pipe.del(&[keys.occ(*sid), keys.runs(*sid)]).ignore();
+            if !occ.is_empty() {
+                pipe.set(keys.occ(*sid), occ).ignore();
+            }
+        }
         if !plan.users.is_empty() {
             pipe.cmd("HSET").arg(keys.users()).arg(plan.users.iter().collect::<Vec<_>>()).ignore();
         }
@@ -217,6 +224,8 @@ struct Plan {
     meta: Vec<(String, String)>,
     avail: Vec<(String, i64)>,
     seat_maps: Vec<(i64, BTreeMap<String, String>)>,
+    /// Each seated section's seat index (`occ`), as `lua/lib.lua` keeps it.
+    indexes: Vec<(i64, Vec<u8>)>,
     users: BTreeMap<String, String>,
     sold_seats: i64,
     sold_places: i64,
@@ -238,6 +247,7 @@ async fn plan(conn: &mut Redis, keys: &EventKeys, t: &Truth) -> anyhow::Result<P
         ],
         avail: Vec::new(),
         seat_maps: Vec::new(),
+        indexes: Vec::new(),
         users: BTreeMap::new(),
         sold_seats: 0,
         sold_places: 0,
@@ -245,7 +255,7 @@ async fn plan(conn: &mut Redis, keys: &EventKeys, t: &Truth) -> anyhow::Result<P
     for s in &t.sections {
         p.meta.push((format!("s:{}", s.id), s.layout()));
         let (sold, held) = match s.seated {
-            Some(_) => {
+            Some((_, spr)) => {
                 let mut map: BTreeMap<String, String> = redis::cmd("HGETALL").arg(keys.seats(s.id)).query_async(conn).await?;
                 if let Some(pg) = t.seats.get(&s.id) {
                     for field in pg.keys() {
@@ -264,6 +274,7 @@ async fn plan(conn: &mut Redis, keys: &EventKeys, t: &Truth) -> anyhow::Result<P
                 let sold = map.values().filter(|v| v.starts_with('s')).count() as i64;
                 let held = map.values().filter(|v| v.starts_with('h')).count() as i64;
                 p.sold_seats += sold;
+                p.indexes.push((s.id, seat_index(map.keys(), spr)));
                 p.seat_maps.push((s.id, map));
                 (sold, held)
             }
@@ -304,6 +315,28 @@ async fn plan(conn: &mut Redis, keys: &EventKeys, t: &Truth) -> anyhow::Result<P
     Ok(p)
 }
 
+/// A seated section's seat index: byte `(row - 1) × spr + n - 1` is 1 for
+/// each seat `<row>:<n>` of the seat map, 0 for a free seat, and the zero
+/// tail left out (a missing byte is free).
+fn seat_index<'a>(fields: impl Iterator<Item = &'a String>, spr: i32) -> Vec<u8> {
+    let spr = spr.max(1) as usize;
+    let mut occ = Vec::new();
+    for field in fields {
+        let Some((r, n)) = field.split_once(':').and_then(|(r, n)| Some((r.parse::<usize>().ok()?, n.parse::<usize>().ok()?))) else {
+            continue;
+        };
+        if r == 0 || n == 0 || n > spr {
+            continue;
+        }
+        let at = (r - 1) * spr + n - 1;
+        if occ.len() <= at {
+            occ.resize(at + 1, 0);
+        }
+        occ[at] = 1;
+    }
+    occ
+}
+
 /// Whether a seat value `h<exp>:<hold>` is a hold that has not lapsed.
 fn hold_is_live(value: &str, now_ms: i64) -> bool {
     value
@@ -323,6 +356,13 @@ mod tests {
         assert_eq!(s.layout(), "s,2,5,10,700");
         let g = Section { id: 4, seated: None, capacity: 50, price_cents: 100 };
         assert_eq!(g.layout(), "g,0,0,50,100");
+    }
+
+    #[test]
+    fn the_seat_index_marks_each_seat_of_the_map() {
+        let fields = ["2:1".to_owned(), "1:3".to_owned(), "junk".to_owned(), "1:9".to_owned()];
+        assert_eq!(seat_index(fields.iter(), 3), vec![0, 0, 1, 1]);
+        assert!(seat_index(std::iter::empty(), 3).is_empty());
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! map marks sold, and that Redis's sold seats are Postgres's confirmed
 //! orders: per section counts and, for seated sections, the exact seat set
 //! (a sold seat is `s` in Redis; where it carries its order, `s<order>`, the
-//! order must match too).
+//! order must match too). A seated section's seat index (`occ`, a byte a
+//! seat, see `lua/lib.lua`) must mark exactly the seats its seat hash has.
 //!
 //! The persister lags Redis by design, so the comparison is against
 //! Postgres plus the `order.confirmed` entries the persister has not
@@ -238,7 +239,9 @@ async fn in_flight(conn: &mut Redis, key: &str) -> anyhow::Result<Vec<InFlight>>
 enum Snapshot {
     /// Sold seats, field `<row>:<n>` → the order when the value names it,
     /// and the count of held seats.
-    Seated { sold: HashMap<String, Option<String>>, held: i64 },
+    /// `index_wrong`: seats whose byte in the seat index disagrees with
+    /// the seat hash.
+    Seated { sold: HashMap<String, Option<String>>, held: i64, index_wrong: i64 },
     General { held: i64 },
 }
 
@@ -281,8 +284,14 @@ async fn check_event(db: &Pool, redis: &Redis, prefix: &str, event: i64) -> anyh
             ..Default::default()
         };
         match snap {
-            Snapshot::Seated { sold, held } => {
+            Snapshot::Seated { sold, held, index_wrong } => {
                 s.held = held;
+                if index_wrong > 0 {
+                    s.drift += index_wrong;
+                    s.problems.push(format!(
+                        "the seat index disagrees with the seat map at {index_wrong} seats: run `stampede admin rebuild-inventory --event {event}`"
+                    ));
+                }
                 s.marked_sold = Some(sold.len() as i64);
                 if s.sold != sold.len() as i64 {
                     s.drift += (s.sold - sold.len() as i64).abs();
@@ -392,6 +401,26 @@ async fn check_event(db: &Pool, redis: &Redis, prefix: &str, event: i64) -> anyh
     Ok(Some(report))
 }
 
+/// Seats where a section's seat index (`occ`: byte `(row - 1) × spr + n - 1`
+/// is 1 for a seat its seat hash has, 0 or missing for one it has not)
+/// disagrees with the seat hash's `fields`.
+fn index_disagreements<'a>(fields: impl Iterator<Item = &'a String>, occ: &[u8], spr: u32) -> i64 {
+    let mut expected = vec![false; occ.len()];
+    let mut wrong = 0;
+    for field in fields {
+        let offset = field
+            .split_once(':')
+            .and_then(|(r, n)| Some((r.parse::<usize>().ok()?, n.parse::<usize>().ok()?)))
+            .filter(|(r, n)| *r >= 1 && (1..=spr as usize).contains(n))
+            .map(|(r, n)| (r - 1) * spr as usize + n - 1);
+        match offset.and_then(|o| expected.get_mut(o)) {
+            Some(slot) => *slot = true,
+            None => wrong += 1,
+        }
+    }
+    wrong + occ.iter().zip(&expected).filter(|(byte, taken)| **byte != u8::from(**taken)).count() as i64
+}
+
 /// For a sold seat's value (`s`, or `s<order>`), the order it names, if any.
 fn sold_order(value: &str) -> Option<Option<String>> {
     let rest = value.strip_prefix('s')?;
@@ -415,19 +444,23 @@ async fn snapshot(conn: &mut Redis, keys: &EventKeys, meta: &EventMeta) -> anyho
     pipe.atomic().hgetall(keys.avail());
     for s in &meta.sections {
         if s.seated.is_some() {
-            pipe.hgetall(keys.seats(s.id));
+            pipe.hgetall(keys.seats(s.id)).get(keys.occ(s.id));
         } else {
             pipe.zrange(keys.ga(s.id), 0, -1);
         }
     }
     let mut replies: Vec<Value> = pipe.query_async(conn).await.context("reading the inventory snapshot")?;
-    anyhow::ensure!(replies.len() == meta.sections.len() + 1, "short inventory snapshot");
-    let rest = replies.split_off(1);
+    let seated = meta.sections.iter().filter(|s| s.seated.is_some()).count();
+    anyhow::ensure!(replies.len() == meta.sections.len() + seated + 1, "short inventory snapshot");
+    let mut rest = replies.split_off(1).into_iter();
     let avail: HashMap<String, i64> = redis::from_redis_value(replies.remove(0)).context("the avail hash")?;
-    let mut snaps = Vec::with_capacity(rest.len());
-    for (s, v) in meta.sections.iter().zip(rest) {
-        if s.seated.is_some() {
+    let mut snaps = Vec::with_capacity(meta.sections.len());
+    for s in &meta.sections {
+        let v = rest.next().context("short inventory snapshot")?;
+        if let Some((_, spr)) = s.seated {
             let map: HashMap<String, String> = redis::from_redis_value(v).context("a seat map")?;
+            let occ: Option<Vec<u8>> = redis::from_redis_value(rest.next().context("short inventory snapshot")?).context("a seat index")?;
+            let index_wrong = index_disagreements(map.keys(), &occ.unwrap_or_default(), spr);
             let mut sold = HashMap::new();
             let mut held = 0;
             for (field, value) in map {
@@ -437,7 +470,7 @@ async fn snapshot(conn: &mut Redis, keys: &EventKeys, meta: &EventMeta) -> anyho
                     held += 1;
                 }
             }
-            snaps.push(Snapshot::Seated { sold, held });
+            snaps.push(Snapshot::Seated { sold, held, index_wrong });
         } else {
             let members: Vec<String> = redis::from_redis_value(v).context("a general-admission zset")?;
             let held = members.iter().filter_map(|m| m.split(':').next()?.parse::<i64>().ok()).sum();
@@ -445,4 +478,21 @@ async fn snapshot(conn: &mut Redis, keys: &EventKeys, meta: &EventMeta) -> anyho
         }
     }
     Ok((avail.into_iter().collect(), snaps))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_seat_index_must_mark_exactly_the_seat_fields() {
+        let fields = ["1:2".to_owned(), "2:1".to_owned()];
+        // 2 rows of 3: seats 1:2 and 2:1 at bytes 1 and 3.
+        assert_eq!(index_disagreements(fields.iter(), &[0, 1, 0, 1], 3), 0);
+        assert_eq!(index_disagreements(fields.iter(), &[0, 1, 0, 1, 0, 0], 3), 0, "a zero tail is free");
+        assert_eq!(index_disagreements(fields.iter(), &[0, 1], 3), 1, "seat 2:1 is past the index");
+        assert_eq!(index_disagreements(fields.iter(), &[1, 1, 0, 1], 3), 1, "seat 1:1 is marked but free");
+        assert_eq!(index_disagreements(fields.iter(), &[0, 2, 0, 1], 3), 1, "only 0 and 1 are bytes of the index");
+        assert_eq!(index_disagreements(std::iter::empty(), &[], 3), 0);
+    }
 }

@@ -856,6 +856,15 @@ async fn rebuild_after_losing_the_event_restores_every_sale_and_never_resells() 
     assert_eq!(out, HoldOutcome::SoldOut { available: 460 });
     let out = hold_seats(&mut conn, &fx.scripts, &fx.keys, &req, &[fx.seat(1)]).await.expect("hold");
     assert!(matches!(out, HoldOutcome::Held { .. }), "{out:?}");
+    // Best available reads the rebuilt seat index: never a sold seat.
+    let hold = HoldId::generate(event).token;
+    let req = HoldRequest { user: "78", hold: &hold, idempotency: None, queue_pass: false };
+    let out = hold_best(&mut conn, &fx.scripts, &fx.keys, &req, seated, 40, false).await.expect("hold");
+    let HoldOutcome::Held { seats, .. } = out else { panic!("{out:?}") };
+    for s in &seats {
+        let s = SeatRef::parse(s).expect("seat");
+        assert!(!before.0.contains_key(&(s.row, s.number)), "seat {s:?} is sold");
+    }
 
     // The persister follows the rebuilt event's new stream.
     let w = start(fx.worker("r2", |c| c.persister_batch = 100));
@@ -896,6 +905,7 @@ async fn check_counts_unpersisted_sales_as_in_flight_and_reports_real_drift() {
     // A seat sold in Postgres that Redis forgot (counters kept consistent).
     let field = format!("{}:{}", fx.seat(0).row, fx.seat(0).number);
     let _: i64 = conn.hdel(fx.keys.seats(SEATED), &field).await.expect("hdel");
+    let _: i64 = conn.setrange(fx.keys.occ(SEATED), 0, b"\0").await.expect("setrange");
     let _: i64 = conn.hincr(fx.keys.avail(), format!("sold:{SEATED}"), -1).await.expect("hincr");
     let _: i64 = conn.hincr(fx.keys.avail(), SEATED.to_string(), 1).await.expect("hincr");
     let r = check(&fx.db, &fx.redis, &prefix, None).await.expect("check");
@@ -903,4 +913,67 @@ async fn check_counts_unpersisted_sales_as_in_flight_and_reports_real_drift() {
     assert!(r.to_string().contains("sold in Postgres but not in Redis"), "{r}");
     let problems: HashSet<String> = r.events[0].sections[0].problems.iter().cloned().collect();
     assert_eq!(problems.len(), 1, "{problems:?}");
+}
+
+/// Best-available holds made, paid, released and expired (by the worker's
+/// script and lazily, by the next best-available hold): the inventory
+/// check, which verifies the seat index too, finds nothing wrong.
+#[tokio::test]
+async fn best_available_traffic_leaves_the_inventory_check_clean() {
+    let fx = fixture(9).await;
+    let prefix = fx.cfg.redis_prefix.clone();
+    let mut conn = fx.redis.clone();
+    let _: () = conn.hset(fx.keys.meta(), "hold_ms", 300).await.expect("hset");
+    let mut lapsing = 0;
+    for i in 0..30 {
+        let user = (i % 7 + 1).to_string();
+        let hold = HoldId::generate(9).token;
+        let req = HoldRequest { user: &user, hold: &hold, idempotency: None, queue_pass: false };
+        let out = hold_best(&mut conn, &fx.scripts, &fx.keys, &req, SEATED, i % 4 + 1, i % 3 != 0).await.expect("hold");
+        assert!(matches!(out, HoldOutcome::Held { .. }), "{out:?}");
+        lapsing += i % 4 + 1;
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let _: () = conn.hset(fx.keys.meta(), "hold_ms", 600_000).await.expect("hset");
+    // Half the lapsed holds expired by the worker's script, the rest lazily.
+    let due = due_buckets(&mut conn, &fx.keys, now_ms(), 100).await.expect("due");
+    for b in &due[..due.len() / 2] {
+        expire_bucket(&mut conn, &fx.scripts, &fx.keys, *b, 100).await.expect("expire");
+    }
+    let mut held = 0;
+    for i in 0..60 {
+        let user = (i % 50 + 10).to_string();
+        let hold = HoldId::generate(9).token;
+        let req = HoldRequest { user: &user, hold: &hold, idempotency: None, queue_pass: false };
+        let qty = i % 4 + 1;
+        let out = hold_best(&mut conn, &fx.scripts, &fx.keys, &req, SEATED, qty, i % 2 == 0).await.expect("hold");
+        assert!(matches!(out, HoldOutcome::Held { .. }), "{out:?}");
+        if i % 3 == 0 {
+            let order = stampede_common::ids::random_hex(16);
+            let pay = Payment { order: &order, payment: &format!("pay_{order}"), charge: &format!("ch_{order}"), method: "card" };
+            let out = confirm(&mut conn, &fx.scripts, &fx.keys, &hold, &user, &pay).await.expect("confirm");
+            assert!(matches!(out, ConfirmOutcome::Confirmed { .. }), "{out:?}");
+            held += qty;
+        } else if i % 3 == 1 {
+            assert_eq!(release(&mut conn, &fx.scripts, &fx.keys, &hold, Reason::Released, Some(&user)).await.expect("release"), ReleaseOutcome::Released);
+        } else {
+            held += qty;
+        }
+    }
+    // A lapsed hold's seats were taken over or its bucket expired: let the
+    // rest expire too, then check.
+    for b in due_buckets(&mut conn, &fx.keys, now_ms(), 100).await.expect("due") {
+        expire_bucket(&mut conn, &fx.scripts, &fx.keys, b, 100).await.expect("expire");
+    }
+    assert!(lapsing > 0);
+    let r = check(&fx.db, &fx.redis, &prefix, Some(9)).await.expect("check");
+    assert!(r.is_clean(), "{r}");
+    let seated = &r.events[0].sections[0];
+    assert_eq!(seated.sold + seated.held, held, "{r}");
+
+    // A seat index gone wrong (a free seat of row 51 marked) is reported.
+    let _: i64 = conn.setrange(fx.keys.occ(SEATED), (50 * PER_ROW) as isize, b"\x01").await.expect("setrange");
+    let r = check(&fx.db, &fx.redis, &prefix, Some(9)).await.expect("check");
+    assert_eq!(r.drift_seats(), 1, "{r}");
+    assert!(r.to_string().contains("seat index"), "{r}");
 }

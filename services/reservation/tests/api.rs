@@ -16,7 +16,9 @@ use stampede_common::testkit::client::{Answer, call, send};
 use stampede_common::testkit::{spawn, test_config};
 use stampede_common::token::{Role, Tokens};
 use stampede_common::Config;
-use stampede_inventory::{EventKeys, EventMeta, Scripts, SectionLayout, availability, publish, taken_seats};
+use stampede_inventory::{
+    ConfirmOutcome, EventKeys, EventMeta, HoldId, Payment, Scripts, SectionLayout, availability, confirm, publish, taken_seats,
+};
 use stampede_reservation::{ExpiryWorker, Passes, ReservationService};
 
 const SEATED: i64 = 21;
@@ -44,6 +46,7 @@ impl App {
 
     /// Publishes event `id`: a seated section of `rows` x `per_row` at 1000
     /// and a GA section of `ga` places at 500.
+    #[allow(clippy::too_many_arguments)]
     async fn publish(&self, id: i64, rows: u32, per_row: u32, ga: i64, hold_ms: i64, limit: i64, sale_ms: i64) -> EventKeys {
         let keys = EventKeys::new(&self.config.redis_prefix, id);
         let meta = EventMeta {
@@ -180,7 +183,12 @@ async fn bad_input_is_a_clear_4xx() {
         (json!({"section_id": GA.to_string(), "quantity": 5}), 429, "limit_exceeded"),
         (json!({"section_id": GA.to_string(), "quantity": "2"}), 400, "invalid_body"),
         (json!({"section_id": "999", "quantity": 1}), 400, "unknown_section"),
-        (json!({"section_id": SEATED.to_string(), "quantity": 1}), 400, "unknown_section"),
+        (json!({"section_id": SEATED.to_string(), "quantity": 0}), 400, "invalid_quantity"),
+        (json!({"section_id": SEATED.to_string(), "quantity": 5}), 429, "limit_exceeded"),
+        (json!({"section_id": SEATED.to_string(), "quantity": 3}), 409, "unavailable"),
+        (json!({"section_id": SEATED.to_string(), "quantity": 1, "adjacent": "no"}), 400, "invalid_body"),
+        (json!({"section_id": SEATED.to_string(), "adjacent": false}), 400, "invalid_body"),
+        (json!({"seats": [seat(1, 1)], "adjacent": false}), 400, "invalid_body"),
         (json!({"seats": [seat(3, 1)]}), 400, "unknown_seats"),
         (json!({"seats": ["1; DROP TABLE holds"]}), 400, "unknown_seats"),
         (json!({"seats": [seat(1, 1), seat(1, 1)]}), 400, "duplicate_seats"),
@@ -571,4 +579,191 @@ async fn events_without_a_waiting_room_ignore_the_pass_header() {
         assert_eq!(a.status, StatusCode::CREATED, "{pass}: {}", String::from_utf8_lossy(&a.body));
     }
     assert_eq!(app.hold(1, 1, json!({"seats": [seat(1, 4)]})).await.status, StatusCode::CREATED);
+}
+
+/// The seats a created hold names, as `(row, number)` of SEATED.
+fn seats_of(a: &Answer) -> Vec<(u32, u32)> {
+    a.json()["seats"]
+        .as_array()
+        .expect("seats")
+        .iter()
+        .map(|s| {
+            let s = s.as_str().expect("seat id");
+            let mut it = s.split(':');
+            assert_eq!(it.next(), Some(SEATED.to_string().as_str()), "{s}");
+            (it.next().and_then(|r| r.parse().ok()).expect("row"), it.next().and_then(|n| n.parse().ok()).expect("number"))
+        })
+        .collect()
+}
+
+fn best(quantity: i64) -> Value {
+    json!({"section_id": SEATED.to_string(), "quantity": quantity})
+}
+
+/// The seat index marks exactly the seats of the seat map.
+async fn assert_index(app: &App, keys: &EventKeys, per_row: u32) {
+    let mut conn = app.redis.clone();
+    let occ: Option<Vec<u8>> = conn.get(keys.occ(SEATED)).await.expect("occ");
+    let occ = occ.unwrap_or_default();
+    let taken = taken_seats(&mut conn, keys, SEATED, 0).await.expect("raw map");
+    let marked: HashSet<(u32, u32)> =
+        occ.iter().enumerate().filter(|(_, b)| **b == 1).map(|(i, _)| (i as u32 / per_row + 1, i as u32 % per_row + 1)).collect();
+    assert!(occ.iter().all(|b| *b <= 1));
+    assert_eq!(marked, taken.keys().copied().collect::<HashSet<_>>(), "the seat index is the seat map");
+}
+
+/// A hold a buyer got: its id, the buyer and its seats.
+type Won = (String, String, Vec<(u32, u32)>);
+
+/// 64 buyers at once asking for 2–4 best-available seats, then for single
+/// seats until none is left: no seat is in two holds, every block is
+/// adjacent, every seat is held once and, paid for, sold once; then 409.
+#[tokio::test]
+async fn concurrent_best_available_buyers_never_share_a_seat_and_sell_out_exactly() {
+    let app = Arc::new(App::new().await);
+    let (rows, per_row) = (8u32, 20u32);
+    let keys = app.publish(1, rows, per_row, 1, 600_000, 4, 0).await;
+    let mut tasks = Vec::new();
+    for client in 0..64u32 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut won: Vec<Won> = Vec::new();
+            let (mut attempt, mut refused) = (0u32, 0);
+            // Blocks of 2–4 while any may fit, then single seats.
+            for single in [false, true] {
+                loop {
+                    attempt += 1;
+                    let qty = if single { 1 } else { rand::rng().random_range(2..=4) };
+                    let user = client * 1000 + attempt;
+                    let a = app.hold(user, 1, best(qty)).await;
+                    match a.status.as_u16() {
+                        201 => {
+                            refused = 0;
+                            let seats = seats_of(&a);
+                            assert_eq!(seats.len() as i64, qty);
+                            assert!(a.json()["section_id"].is_null());
+                            for w in seats.windows(2) {
+                                assert!(w[1].0 == w[0].0 && w[1].1 == w[0].1 + 1, "a block of adjacent seats: {seats:?}");
+                            }
+                            won.push((a.json()["id"].as_str().expect("id").to_owned(), user.to_string(), seats));
+                        }
+                        409 => {
+                            assert_eq!(a.code(), "unavailable");
+                            assert_eq!(a.header("content-type"), Some("application/problem+json"));
+                            refused += 1;
+                            if a.json()["available"] == 0 || (!single && refused >= 3) {
+                                break;
+                            }
+                        }
+                        other => panic!("unexpected {other}: {}", String::from_utf8_lossy(&a.body)),
+                    }
+                }
+            }
+            won
+        }));
+    }
+    let mut owner: HashMap<(u32, u32), String> = HashMap::new();
+    let mut holds = Vec::new();
+    for t in tasks {
+        for (hold, user, seats) in t.await.expect("client") {
+            for s in &seats {
+                if let Some(other) = owner.insert(*s, hold.clone()) {
+                    panic!("seat {s:?} held by both {other} and {hold}");
+                }
+            }
+            holds.push((hold, user));
+        }
+    }
+    let capacity = (rows * per_row) as usize;
+    assert_eq!(owner.len(), capacity, "every seat is held");
+    let mut conn = app.redis.clone();
+    assert_eq!(availability(&mut conn, &keys).await.expect("avail")[&SEATED], (0, 0));
+    assert_index(&app, &keys, per_row).await;
+
+    // Paid for: every seat sold once.
+    let scripts = Scripts::load();
+    for (i, (hold, user)) in holds.iter().enumerate() {
+        let token = HoldId::parse(hold).expect("hold id").token;
+        let order = format!("ord{i}");
+        let pay = Payment { order: &order, payment: &format!("pay{i}"), charge: &format!("ch{i}"), method: "card" };
+        let out = confirm(&mut conn, &scripts, &keys, &token, user, &pay).await.expect("confirm");
+        assert!(matches!(out, ConfirmOutcome::Confirmed { .. }), "{out:?}");
+    }
+    assert_eq!(availability(&mut conn, &keys).await.expect("avail")[&SEATED], (0, capacity as i64));
+    let taken = taken_seats(&mut conn, &keys, SEATED, now_ms()).await.expect("map");
+    assert_eq!(taken.len(), capacity);
+    assert!(taken.values().all(|s| *s == stampede_inventory::SeatStatus::Sold));
+    assert_index(&app, &keys, per_row).await;
+    for adjacent in [true, false] {
+        let a = app.hold(99_999, 1, json!({"section_id": SEATED.to_string(), "quantity": 1, "adjacent": adjacent})).await;
+        problem(&a, 409, "unavailable");
+        assert_eq!(a.json()["available"], 0);
+    }
+}
+
+/// Best available through HTTP: the centre of row 1 first, `adjacent:
+/// false` across fragments, owner-only reads, idempotency, the limit, and
+/// a release that puts the seats back first in line.
+#[tokio::test]
+async fn best_available_holds_over_http() {
+    let app = App::new().await;
+    let keys = app.publish(1, 3, 10, 10, 60_000, 4, 0).await;
+    let first = app.hold(1, 1, best(2)).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&first.body));
+    assert_eq!(seats_of(&first), vec![(1, 5), (1, 6)]);
+    let body = first.json();
+    assert_eq!((body["quantity"].as_i64(), body["amount_cents"].as_i64(), body["status"].as_str()), (Some(2), Some(2000), Some("held")));
+    let path = first.header("location").expect("location").to_owned();
+    let read = call(app.addr, Method::GET, &path, Some(&app.token(1)), None).await;
+    assert_eq!(read.status, StatusCode::OK);
+    assert_eq!(seats_of(&read), vec![(1, 5), (1, 6)]);
+    problem(&call(app.addr, Method::GET, &path, Some(&app.token(2)), None).await, 404, "not_found");
+
+    // Row 1 is left with 1–4 and 7–10; user 2 takes 3 and 8.
+    assert_eq!(app.hold(2, 1, json!({"seats": [seat(1, 3), seat(1, 8)]})).await.status, StatusCode::CREATED);
+    let scattered = app.hold(3, 1, json!({"section_id": SEATED.to_string(), "quantity": 3, "adjacent": false})).await;
+    assert_eq!(seats_of(&scattered), vec![(1, 4), (1, 7), (1, 2)], "nearest the centre of row 1, wherever they are");
+    let block = app.hold(4, 1, best(4)).await;
+    assert_eq!(seats_of(&block), vec![(2, 4), (2, 5), (2, 6), (2, 7)], "row 1 has no 4 together left");
+
+    // Idempotency: the retry answers the same hold, seats and all.
+    let auth = format!("Bearer {}", app.token(5));
+    let headers = [("authorization", auth.as_str()), ("content-type", "application/json"), ("idempotency-key", "best-1")];
+    let body = serde_json::to_vec(&best(3)).expect("json");
+    let once = send(app.addr, Method::POST, "/api/events/1/holds", &headers, Some(body.clone())).await;
+    let again = send(app.addr, Method::POST, "/api/events/1/holds", &headers, Some(body)).await;
+    assert_eq!((once.status, again.status), (StatusCode::CREATED, StatusCode::CREATED));
+    assert_eq!(once.json()["id"], again.json()["id"]);
+    assert_eq!(seats_of(&once), seats_of(&again));
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    // The limit (4) counts them.
+    problem(&app.hold(5, 1, best(2)).await, 429, "limit_exceeded");
+
+    // Released, the centre of row 1 is the best again.
+    let delete = call(app.addr, Method::DELETE, &path, Some(&app.token(1)), None).await;
+    assert_eq!(delete.status, StatusCode::NO_CONTENT);
+    assert_eq!(seats_of(&app.hold(6, 1, best(2)).await), vec![(1, 5), (1, 6)]);
+    let mut conn = app.redis.clone();
+    assert_eq!(availability(&mut conn, &keys).await.expect("avail")[&SEATED].0, 30 - 2 - 2 - 3 - 4 - 3);
+    assert_index(&app, &keys, 10).await;
+}
+
+/// A lapsed hold's seats are held again by best available with no expiry
+/// worker running, counted once.
+#[tokio::test]
+async fn best_available_reuses_a_lapsed_holds_seats() {
+    let app = App::new().await;
+    let keys = app.publish(1, 1, 10, 1, 400, 4, 0).await;
+    assert_eq!(seats_of(&app.hold(1, 1, best(4)).await), vec![(1, 4), (1, 5), (1, 6), (1, 7)]);
+    assert_eq!(app.hold(2, 1, best(3)).await.status, StatusCode::CREATED);
+    assert_eq!(app.hold(3, 1, best(3)).await.status, StatusCode::CREATED);
+    problem(&app.hold(4, 1, best(1)).await, 409, "unavailable");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let mut conn = app.redis.clone();
+    let _: () = conn.hset(keys.meta(), "hold_ms", 60_000).await.expect("hset");
+    let again = app.hold(4, 1, best(2)).await;
+    assert_eq!(again.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&again.body));
+    assert_eq!(seats_of(&again), vec![(1, 5), (1, 6)]);
+    assert_eq!(availability(&mut conn, &keys).await.expect("avail")[&SEATED].0, 8);
+    assert_index(&app, &keys, 10).await;
 }

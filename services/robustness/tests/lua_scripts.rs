@@ -13,6 +13,8 @@
 //!
 //! - per section, sold + held + available = capacity, and the `sold:`
 //!   counter equals the sold seats (seated) — no counter below zero;
+//! - the seated section's seat index marks exactly the seats its seat hash
+//!   has, and its per-row runs never understate a row's longest free run;
 //! - no key outside the layout (a seat hash of an unknown section, a junk key);
 //! - a live hold owns every seat (or its places) it lists, is listed in
 //!   the deadline bucket of its expiry (whose bucket is in `deadlines`)
@@ -87,6 +89,15 @@ enum Action {
         user: usize,
         qty: i64,
         section: i64,
+        idem: Option<u8>,
+    },
+    /// Best available: `qty` seats of a section (mostly the seated one),
+    /// adjacent or not.
+    HoldBest {
+        user: usize,
+        qty: i64,
+        section: i64,
+        adjacent: bool,
         idem: Option<u8>,
     },
     /// A hold made earlier (by index, modulo), released by its owner, another
@@ -201,6 +212,9 @@ const OTHER_KEYS: &[&str] = &[
     "t:1",
     "seats:11",
     "ga:12",
+    "occ:11",
+    "runs:11",
+    "occ:12",
     "queue",
     "queue:users",
     "queue:seq",
@@ -215,6 +229,8 @@ fn action() -> impl Strategy<Value = Action> {
             .prop_map(|(user, seats, other, idem)| Action::HoldSeats { user, seats, other, idem }),
         4 => (0..USERS.len(), -1i64..8, prop_oneof![8 => Just(GA), 1 => Just(SEATED), 1 => Just(99)], prop::option::weighted(0.3, 0u8..3))
             .prop_map(|(user, qty, section, idem)| Action::HoldGa { user, qty, section, idem }),
+        5 => (0..USERS.len(), -1i64..6, prop_oneof![8 => Just(SEATED), 1 => Just(GA), 1 => Just(99)], any::<bool>(), prop::option::weighted(0.3, 0u8..3))
+            .prop_map(|(user, qty, section, adjacent, idem)| Action::HoldBest { user, qty, section, adjacent, idem }),
         3 => (any::<usize>(), prop_oneof![Just(Requester::Owner), Just(Requester::Other), Just(Requester::Worker)], any::<bool>())
             .prop_map(|(pick, by, expired)| Action::Release { pick, by, expired }),
         3 => (any::<usize>(), prop::bool::weighted(0.85)).prop_map(|(pick, owner)| Action::Confirm { pick, owner }),
@@ -363,6 +379,24 @@ fn build<'s>(
             args.push(section.to_string());
             args.push(qty.to_string());
             Some((&scripts.hold_ga, keys, args))
+        }
+        Action::HoldBest {
+            user,
+            qty,
+            section,
+            adjacent,
+            idem,
+        } => {
+            let user = USERS[*user];
+            let hold = token();
+            ev.holds.push(hold.clone());
+            let mut keys = hold_keys();
+            keys.extend([k.ended(), k.seats(*section), k.occ(*section), k.runs(*section), k.ga(*section)]);
+            let mut args = hold_args(&hold, user, *idem);
+            args.push(section.to_string());
+            args.push(qty.to_string());
+            args.push(if *adjacent { "1" } else { "0" }.to_owned());
+            Some((&scripts.hold_best, keys, args))
         }
         Action::Release { pick, by, expired } => {
             let hold = ev.pick(*pick)?;
@@ -558,7 +592,13 @@ fn check(con: &mut Connection, ev: &Event) -> Result<(), String> {
         let ok = match suffix {
             "meta" | "avail" | "users" | "deadlines" | "stream" | "holds" | "ended" | "idem" | "queue" | "queue:users"
             | "queue:seq" | "queue:admitted" => true,
-            s if s == format!("seats:{SEATED}") || s == format!("ga:{GA}") => true,
+            s if s == format!("seats:{SEATED}")
+                || s == format!("occ:{SEATED}")
+                || s == format!("runs:{SEATED}")
+                || s == format!("ga:{GA}") =>
+            {
+                true
+            }
             s => match s.split_once(':') {
                 Some(("t" | "d", b)) => b.parse::<i64>().is_ok_and(|b| b > 0),
                 Some(("o", t)) if is_token(t) => {
@@ -607,6 +647,32 @@ fn check(con: &mut Connection, ev: &Event) -> Result<(), String> {
             held += 1;
         } else {
             problems.push(format!("seat {field} has the value {value:?}"));
+        }
+    }
+    // The seat index: a byte a seat, 1 exactly where the seat hash has the
+    // seat; per row, a bound on the longest free run (0 unknown, else 1 +
+    // a run at least the row's longest).
+    let occ: Vec<u8> = con.get::<_, Option<Vec<u8>>>(format!("{base}occ:{SEATED}")).map_err(|e| format!("occ: {e}"))?.unwrap_or_default();
+    let runs: Vec<u8> = con.get::<_, Option<Vec<u8>>>(format!("{base}runs:{SEATED}")).map_err(|e| format!("runs: {e}"))?.unwrap_or_default();
+    if occ.len() > (ROWS * PER_ROW) as usize || runs.len() > ROWS as usize {
+        problems.push(format!("seat index of {} bytes, runs of {}", occ.len(), runs.len()));
+    }
+    for r in 1..=ROWS {
+        let mut longest = 0u8;
+        let mut run = 0u8;
+        for n in 1..=PER_ROW {
+            let at = ((r - 1) * PER_ROW + n - 1) as usize;
+            let byte = occ.get(at).copied().unwrap_or(0);
+            let taken = seats.contains_key(&format!("{r}:{n}"));
+            if byte != u8::from(taken) {
+                problems.push(format!("seat index byte {byte} for seat {r}:{n} (in the seat hash: {taken})"));
+            }
+            run = if taken { 0 } else { run + 1 };
+            longest = longest.max(run);
+        }
+        let bound = runs.get(r as usize - 1).copied().unwrap_or(0);
+        if bound != 0 && bound - 1 < longest {
+            problems.push(format!("runs says row {r} has a longest free run of {} but it has {longest}", bound - 1));
         }
     }
     let capacity = i64::from(ROWS * PER_ROW);
@@ -942,7 +1008,7 @@ fn run_ops(
         apply(deforms, &ev.base, &mut keys, &mut args);
         let reply = call(con, script, &keys, &args);
         let accepted = matches!(&reply, Ok(Value::Array(a)) if matches!(a.first(), Some(Value::BulkString(b)) if b == b"ok"));
-        if accepted && matches!(action, Action::HoldSeats { .. } | Action::HoldGa { .. }) {
+        if accepted && matches!(action, Action::HoldSeats { .. } | Action::HoldGa { .. } | Action::HoldBest { .. }) {
             ev.made.extend(ev.holds.last().cloned());
         }
         let short = |v: &[String]| {
@@ -1003,6 +1069,20 @@ fn well_formed_calls_succeed() {
             qty: 3,
             section: GA,
             idem: None,
+        },
+        Action::HoldBest {
+            user: 2,
+            qty: 3,
+            section: SEATED,
+            adjacent: true,
+            idem: None,
+        },
+        Action::HoldBest {
+            user: 3,
+            qty: 2,
+            section: SEATED,
+            adjacent: false,
+            idem: Some(2),
         },
         Action::Confirm {
             pick: 0,

@@ -12,8 +12,8 @@ use stampede_common::clock::{now_ms, rfc3339_ms};
 use stampede_common::http::{self, Resp};
 use stampede_common::ids::is_token;
 use stampede_inventory::{
-    EventKeys, HoldId, HoldOutcome, HoldRecord, HoldRequest, Reason, ReleaseOutcome, SeatRef, hold_general, hold_seats,
-    read_hold, release,
+    EventKeys, HoldId, HoldOutcome, HoldRecord, HoldRequest, Reason, ReleaseOutcome, SeatRef, hold_best, hold_seats, read_hold,
+    release,
 };
 
 use crate::ReservationService;
@@ -27,6 +27,9 @@ struct CreateHold {
     seats: Option<Vec<String>>,
     section_id: Option<Id>,
     quantity: Option<i64>,
+    /// With `section_id` and `quantity` on a seated section: one block of
+    /// adjacent seats (the default) or the best seats wherever they are.
+    adjacent: Option<bool>,
 }
 
 /// An id given as a string (the contract) or, leniently, a number.
@@ -104,8 +107,8 @@ pub(crate) async fn create(svc: &ReservationService, event: Option<i64>, req: Re
     };
     let mut conn = svc.redis.clone();
     let started = Instant::now();
-    let (script, seat_ids, ga_section, result) = match (body.seats, body.section_id, body.quantity) {
-        (Some(seats), None, None) => {
+    let (script, seat_ids, section, result) = match (body.seats, body.section_id, body.quantity, body.adjacent) {
+        (Some(seats), None, None, None) => {
             if seats.is_empty() || seats.len() > MAX_PER_REQUEST {
                 outcome("invalid");
                 return Err(Problem::bad_request("invalid_seats", format!("name 1 to {MAX_PER_REQUEST} seats")));
@@ -132,31 +135,37 @@ pub(crate) async fn create(svc: &ReservationService, event: Option<i64>, req: Re
             let ids: Vec<String> = refs.iter().map(SeatRef::id).collect();
             ("hold", ids, None, hold_seats(&mut conn, &svc.scripts, &keys, &request, &refs).await)
         }
-        (None, Some(section), Some(quantity)) => {
+        (None, Some(section), Some(quantity), adjacent) => {
             let section = section.parse().ok_or_else(|| Problem::bad_request("unknown_section", "no such section"))?;
             if quantity < 1 || quantity > MAX_PER_REQUEST as i64 {
                 outcome("invalid");
                 return Err(Problem::bad_request("invalid_quantity", format!("quantity must be 1 to {MAX_PER_REQUEST}")));
             }
-            ("hold_ga", Vec::new(), Some(section), hold_general(&mut conn, &svc.scripts, &keys, &request, section, quantity).await)
+            // One call whatever the section's kind: the script holds places
+            // of a general-admission section, or picks the best seats.
+            let adjacent = adjacent.unwrap_or(true);
+            ("hold_best", Vec::new(), Some(section), hold_best(&mut conn, &svc.scripts, &keys, &request, section, quantity, adjacent).await)
         }
         _ => {
             outcome("invalid");
             return Err(Problem::bad_request(
                 "invalid_body",
-                "send either {\"seats\": [seat_id, …]} or {\"section_id\": …, \"quantity\": n}",
+                "send either {\"seats\": [seat_id, …]} or {\"section_id\": …, \"quantity\": n, \"adjacent\": true|false}",
             ));
         }
     };
     histogram!("redis_script_duration_seconds", "script" => script).record(started.elapsed().as_secs_f64());
     match result? {
-        HoldOutcome::Held { expires_ms, amount_cents, quantity } => {
+        HoldOutcome::Held { expires_ms, amount_cents, quantity, seats } => {
             outcome("created");
+            // Seats the script chose (best available) make a seated hold;
+            // none, with a section, a general-admission one.
+            let (seats, section) = if seats.is_empty() { (seat_ids, section) } else { (seats, None) };
             let rec = HoldRecord {
                 user: String::new(),
                 status: "held".into(),
-                seats: seat_ids,
-                section: ga_section,
+                seats,
+                section,
                 quantity,
                 amount_cents,
                 expires_ms,
@@ -187,6 +196,12 @@ pub(crate) async fn create(svc: &ReservationService, event: Option<i64>, req: Re
                 .with("seats", Vec::<String>::new())
                 .with("available", available))
         }
+        HoldOutcome::NoBlock { available } => {
+            outcome("unavailable");
+            Err(Problem::conflict("unavailable", "no seats as asked are free in this section")
+                .with("seats", Vec::<String>::new())
+                .with("available", available))
+        }
         HoldOutcome::Limit { used, limit } => {
             outcome("limit_exceeded");
             Err(Problem::new(
@@ -210,8 +225,8 @@ pub(crate) async fn create(svc: &ReservationService, event: Option<i64>, req: Re
         }
         HoldOutcome::Unknown(seats) => {
             outcome("invalid");
-            if script == "hold_ga" {
-                Err(Problem::bad_request("unknown_section", "no such general-admission section in this event"))
+            if script == "hold_best" {
+                Err(Problem::bad_request("unknown_section", "no such section in this event"))
             } else {
                 Err(Problem::bad_request("unknown_seats", "these seats do not exist in this event").with("seats", seats))
             }
