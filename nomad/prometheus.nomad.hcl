@@ -3,9 +3,10 @@
 #
 #   nomad job run nomad/prometheus.nomad.hcl
 #
-# Unlike the local prometheus/prometheus.yml (one process serving all seven
-# roles, so one job keeps the samples and the per-role jobs only record `up`),
-# here every role is its own process: every target's samples are kept, with
+# Every port of a process serves that whole process's metrics, so Prometheus
+# scrapes one target per process. The local prometheus/prometheus.yml scrapes
+# one port of `stampede serve all`; here every role is its own process
+# (`stampede serve <role>`), so every instance is one target, with
 # job="<role>" (from the service name stampede-<role>) and app="stampede", the
 # labels the Grafana dashboards use. Only services tagged `metrics` are scraped.
 # scripts/check-nomad runs `promtool check config` on the rendered file.

@@ -156,7 +156,7 @@ async fn dispatch<H: Handler>(h: &H, req: Request<Incoming>, draining: &AtomicBo
         (&Method::GET, "/healthz") => ("/healthz", Ok(json(StatusCode::OK, &serde_json::json!({"status": "ok"})))),
         (&Method::GET, "/readyz") if draining => ("/readyz", Err(Problem::unavailable("not ready: shutting down"))),
         (&Method::GET, "/readyz") => ("/readyz", Ok(readiness(h).await)),
-        (&Method::GET, "/metrics") => ("/metrics", Ok(metrics_response(h.name()))),
+        (&Method::GET, "/metrics") => ("/metrics", Ok(metrics_response())),
         (_, "/healthz" | "/readyz" | "/metrics") => ("/healthz", Err(Problem::method_not_allowed("GET"))),
         _ => h.handle(req).await,
     };
@@ -187,23 +187,12 @@ async fn readiness<H: Handler>(h: &H) -> Resp {
     }
 }
 
-/// The role whose `/metrics` renders this process's registry. Every role of
-/// one process shares one registry, so only one role exports it (the first
-/// asked for it; the others answer with a comment naming it): scraping every
-/// role's port of `stampede serve all` counts each series once, and a
-/// process running one role (Nomad) exports its own.
-static METRICS_OWNER: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
-
-fn metrics_response(service: &'static str) -> Resp {
-    let owner = *METRICS_OWNER.get_or_init(|| service);
-    let text = if owner == service {
-        telemetry::render()
-    } else {
-        format!("# this process's metrics are exported on the {owner} role's port\n")
-    };
-    let mut resp = Response::new(Full::new(Bytes::from(text)));
-    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
-    resp
+/// This process's metrics. Every role of one process shares one registry,
+/// so every role's port answers the same series: scrape one port per
+/// process (`prometheus/prometheus.yml`), or each would be counted once per
+/// role.
+fn metrics_response() -> Resp {
+    raw(StatusCode::OK, "text/plain; version=0.0.4", telemetry::render())
 }
 
 /// The answer for a path no route matches.

@@ -1,7 +1,8 @@
 //! Reservation and expiry need only Redis: with Postgres unreachable,
 //! `serve reservation expiry` starts, both roles answer `/readyz` with 200 and
-//! holds are taken; a role that needs Postgres (catalog) fails to start with
-//! an error instead of hanging or starting half-ready.
+//! holds are taken, and each role's `/metrics` serves the whole process's
+//! metrics; a role that needs Postgres (catalog) fails to start with an error
+//! instead of hanging or starting half-ready.
 
 use std::time::Duration;
 
@@ -59,6 +60,21 @@ async fn reservation_and_expiry_start_get_ready_and_hold_without_postgres() {
     let hold = call(running.addr("reservation"), Method::POST, "/api/events/1/holds", Some(&token), Some(&body)).await;
     assert_eq!(hold.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&hold.body));
     assert_eq!(hold.json()["seats"], json!(["21:1:1"]));
+
+    // Both roles share the process's registry, and each port serves all of
+    // it: the hold counter and both roles' request counts, on either port.
+    for role in ["reservation", "expiry"] {
+        let metrics = call(running.addr(role), Method::GET, "/metrics", None, None).await;
+        assert_eq!(metrics.status, StatusCode::OK, "{role}");
+        let text = String::from_utf8_lossy(&metrics.body);
+        for line in [
+            "holds_total{outcome=\"created\"}",
+            "http_requests_total{service=\"reservation\",route=\"/readyz\",status=\"200\"}",
+            "http_requests_total{service=\"expiry\",route=\"/readyz\",status=\"200\"}",
+        ] {
+            assert!(text.contains(line), "{role}'s /metrics lacks {line:?}:\n{text}");
+        }
+    }
     running.stop().await;
 }
 
