@@ -8,6 +8,9 @@ use std::time::Duration;
 use hyper::StatusCode;
 use metrics::{Unit, counter, describe_counter, describe_histogram, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{ConfigError, Env};
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -17,14 +20,45 @@ pub const SECONDS_BUCKETS: &[f64] =
 /// Buckets for counts (batch sizes and the like).
 pub const COUNT_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0];
 
-/// Starts structured logging. `STAMPEDE_LOG` is the filter (default `info`),
-/// `STAMPEDE_LOG_FORMAT=json` switches to JSON lines.
-pub fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("STAMPEDE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("STAMPEDE_LOG_FORMAT").is_ok_and(|v| v == "json");
+/// How the process logs, read from `STAMPEDE_LOG` (a tracing filter,
+/// default `info`) and `STAMPEDE_LOG_FORMAT` (`text`, the default, or
+/// `json` for JSON lines). A value that does not parse is an error naming
+/// its variable, as in [`Config`](crate::Config): a typo never silently
+/// logs something else.
+#[derive(Debug)]
+pub struct LogSettings {
+    filter: EnvFilter,
+    json: bool,
+}
+
+impl LogSettings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let filter = match env.optional("STAMPEDE_LOG") {
+            None => EnvFilter::new("info"),
+            Some(s) => EnvFilter::try_new(&s)
+                .map_err(|e| ConfigError { var: "STAMPEDE_LOG".into(), reason: format!("cannot parse {s:?}: {e}") })?,
+        };
+        let json = match env.optional("STAMPEDE_LOG_FORMAT").as_deref() {
+            None | Some("text") => false,
+            Some("json") => true,
+            Some(other) => {
+                return Err(ConfigError {
+                    var: "STAMPEDE_LOG_FORMAT".into(),
+                    reason: format!("{other:?} is neither text nor json"),
+                });
+            }
+        };
+        Ok(Self { filter, json })
+    }
+}
+
+/// Starts structured logging as [`LogSettings`] reads it from the process
+/// environment; fails, naming the variable, on a bad value.
+pub fn init_tracing() -> Result<(), ConfigError> {
+    let LogSettings { filter, json } = LogSettings::from_env(&Env::from_process())?;
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    Ok(())
 }
 
 /// Installs the process-wide recorder (once; later calls are no-ops) and
@@ -99,5 +133,23 @@ fn status_label(status: StatusCode) -> &'static str {
         s if s < 400 => "3xx",
         s if s < 500 => "4xx",
         _ => "5xx",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_settings_default_and_a_bad_value_names_the_variable() {
+        assert!(!LogSettings::from_env(&Env::from_pairs([])).expect("defaults").json);
+        let set = Env::from_pairs([("STAMPEDE_LOG", "info,stampede_reservation=debug"), ("STAMPEDE_LOG_FORMAT", "json")]);
+        assert!(LogSettings::from_env(&set).expect("valid").json);
+        assert!(!LogSettings::from_env(&Env::from_pairs([("STAMPEDE_LOG_FORMAT", "text")])).expect("valid").json);
+        for (var, bad) in [("STAMPEDE_LOG", "info,stampede_reservation=loud"), ("STAMPEDE_LOG_FORMAT", "jsno")] {
+            let err = LogSettings::from_env(&Env::from_pairs([(var, bad)])).expect_err(bad);
+            assert_eq!(err.var, var);
+            assert!(err.to_string().contains(bad), "{err}");
+        }
     }
 }

@@ -9,7 +9,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     let cli = stampede::cli::Cli::parse();
-    stampede_common::telemetry::init_tracing();
+    if let Err(e) = stampede_common::telemetry::init_tracing() {
+        eprintln!("stampede: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     match std::env::var("STAMPEDE_WORKER_THREADS").ok().map(|v| v.parse::<usize>()) {
         None => {}
