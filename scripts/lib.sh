@@ -221,6 +221,22 @@ read_kv() {
   done <"$file"
 }
 
+# load_env_file FILE [KEY...]: export the KEY=VALUE lines of FILE (values
+# quoted for the shell, as scripts/up writes .run/env), or only the KEYs
+# named. A variable already set in the environment wins over the file.
+load_env_file() {
+  local file=$1 line key
+  shift
+  [[ -f $file ]] || return 0
+  while IFS= read -r line || [[ -n $line ]]; do
+    [[ $line =~ ^([A-Z_][A-Z0-9_]*)= ]] || continue
+    key=${BASH_REMATCH[1]}
+    (($# == 0)) || [[ " $* " == *" ${key} "* ]] || continue
+    [[ -z ${!key+set} ]] || continue
+    eval "export ${line}"
+  done <"$file"
+}
+
 # pid_matches PID PATTERN: PID is alive and its command line contains PATTERN.
 pid_matches() {
   local pid=$1 pattern=$2 cmdline
