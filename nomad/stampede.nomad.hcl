@@ -9,7 +9,7 @@
 # catalog (provider = "nomad") with an HTTP check on /readyz, and rolls out with a
 # canary and auto_revert. Secrets come from the Nomad variable nomad/jobs/stampede;
 # Redis and Postgres addresses from the services that nomad/redis.nomad.hcl and
-# nomad/postgres.nomad.hcl register. See README.md, "Deploying on Nomad".
+# nomad/postgres.nomad.hcl register. See docs/operations.md, "Deploying on Nomad".
 #
 # Checked by scripts/check-nomad (HCL parse, schema from Nomad's api/ package,
 # cross-references) in the `nomad` stage of scripts/test.

@@ -1,4 +1,4 @@
-//! The auth rows of API.md against a real Postgres, through HTTP.
+//! The auth operations of openapi/openapi.yaml against a real Postgres, through HTTP.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

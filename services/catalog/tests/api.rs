@@ -1,4 +1,4 @@
-//! The catalog rows of API.md against a real Postgres and Redis, through HTTP.
+//! The catalog operations of openapi/openapi.yaml against a real Postgres and Redis, through HTTP.
 
 use std::io::Read;
 use std::net::SocketAddr;

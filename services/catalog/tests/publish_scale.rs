@@ -1,7 +1,7 @@
 //! Publishing a 100,000-seat event: how long it takes (printed, not
 //! asserted: machines differ) and what it costs in Redis (asserted: at most
 //! 64 bytes per seat over every key of the event, because free seats cost
-//! nothing in the layout of `lua/README.md`).
+//! nothing in the layout of `docs/redis-layout.md`).
 
 use std::sync::Arc;
 use std::time::Instant;

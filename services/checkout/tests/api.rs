@@ -1,4 +1,4 @@
-//! The checkout rows of API.md against a real Redis and Postgres: holds made
+//! The checkout operations of openapi/openapi.yaml against a real Redis and Postgres: holds made
 //! through the reservation service, paid through checkout.
 
 use std::net::SocketAddr;

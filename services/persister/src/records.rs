@@ -1,5 +1,5 @@
-//! Stream entries as rows: decodes each event type of `lua/README.md`
-//! ("Stream events") into the rows it stands for. Decoding is strict: a
+//! Stream entries as rows: decodes each event type of
+//! `docs/stream-events.md` into the rows it stands for. Decoding is strict: a
 //! missing or malformed field rejects the entry (it then goes to the
 //! dead-letter stream instead of writing a half-true row).
 

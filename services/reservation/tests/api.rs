@@ -1,4 +1,4 @@
-//! The reservation rows of API.md and the hold invariants, through HTTP,
+//! The reservation operations of openapi/openapi.yaml and the hold invariants, through HTTP,
 //! against a real Redis.
 
 use std::collections::{HashMap, HashSet};
