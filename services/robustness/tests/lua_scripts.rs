@@ -1033,7 +1033,7 @@ fn run_ops(
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: std::env::var("STAMPEDE_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
+        cases: std::env::var("STAMPEDE_FUZZ_CASES").ok().map_or(64, |v| v.parse().expect("STAMPEDE_FUZZ_CASES: a number of cases")),
         max_shrink_iters: 2000,
         ..ProptestConfig::default()
     })]
