@@ -3,15 +3,17 @@
 //!
 //! - `rush`: buyers as a person is one. Each visit opens the event page; on
 //!   an event with a waiting room the buyer joins the line there and polls
-//!   it every 2 s (as the web client does) until admitted, or until it says
-//!   `sold_out`. Most buyers then ask for 2–4 best-available seats of a
-//!   section (another section on 409); a minority (`STAMPEDE_LOADTEST_PICK_PERCENT`,
-//!   default 20) load the section's compact seat map (`?format=rows`), look
-//!   at it, and hold 1–4 free seats side by side (a fresh map and another
-//!   pick on 409). With a hold, the buyer pays (80 %), releases it (10 %) or
-//!   walks away and lets it expire (10 %), then comes back for more until
-//!   the per-user limit; at the limit or when nothing is left it looks at
-//!   the event page now and then (and buys again if seats come back);
+//!   it every 2 s as the web client does (or after its think time, when
+//!   longer) until admitted, or until it says `sold_out`. Most buyers then
+//!   ask for 2–4 best-available seats together in a section (another
+//!   section on 409, and on the visit's last try seats not necessarily
+//!   together); a minority (`STAMPEDE_LOADTEST_PICK_PERCENT`, default 20)
+//!   load the section's compact seat map (`?format=rows`), look at it, and
+//!   hold 1–4 free seats side by side (a fresh map and another pick on
+//!   409). With a hold, the buyer pays (80 %), releases it (10 %) or walks
+//!   away and lets it expire (10 %), then comes back for more until the
+//!   per-user limit; at the limit or when nothing is left it looks at the
+//!   event page now and then (and buys again if seats come back);
 //! - `ga-rush`: the same on a general-admission section (1–4 places);
 //! - `browse`: read-only traffic on the event list, event and seat maps.
 //!
@@ -19,7 +21,7 @@
 //! a random pause of `STAMPEDE_LOADTEST_THINK_MS` (`MIN-MAX` or one figure,
 //! milliseconds; default `500-3000`). `0` takes the pauses away: closed-loop
 //! users that measure throughput, not what a buyer feels. A waiting room's
-//! line is polled every 2 s whatever the think time.
+//! line is polled no more often than every 2 s, whatever the think time.
 //!
 //! Requests are named by kind in Goose's reports: `sign in`, `event`,
 //! `event list`, `queue join`, `queue status`, `seat map`, `hold best`,
@@ -119,7 +121,9 @@ fn failed(detail: &str) -> Box<TransactionError> {
 async fn sign_in(user: &mut GooseUser, ga: bool) -> TransactionResult {
     let email = format!("user{}@{}", user.weighted_users_index + 1, env("STAMPEDE_LOADTEST_DOMAIN", "load.test"));
     let body = json!({"email": email, "password": env("STAMPEDE_LOADTEST_PASSWORD", "load-test-password")});
-    let mut goose = user.post_json("/api/auth/signin", &body).await?;
+    let rb = user.get_request_builder(&GooseMethod::Post, "/api/auth/signin")?.json(&body);
+    let req = GooseRequest::builder().method(GooseMethod::Post).path("/api/auth/signin").name("sign in").set_request_builder(rb).build();
+    let mut goose = user.request(req).await?;
     let token = match goose.response {
         Ok(r) if r.status().as_u16() == 200 => {
             let v: Value = r.json().await.map_err(|e| failed(&e.to_string()))?;
@@ -371,14 +375,15 @@ fn holds_path() -> String {
     format!("/api/events/{}/holds", event_id())
 }
 
-/// "N best available" in a random section with seats left: 2–4 seats together.
+/// "N best available" in a random section with seats left: 2–4 seats
+/// together, or (the visit's last try) not necessarily together.
 async fn hold_best(user: &mut GooseUser, b: &Buyer) -> TransactionResult {
     let Some(section) = b.sections.choose(&mut rand::rng()).cloned() else {
         update(user, |b| b.step = Step::Event);
         return Ok(());
     };
     let quantity = rand::rng().random_range(2..=4);
-    let body = json!({"section_id": section, "quantity": quantity, "adjacent": true});
+    let body = json!({"section_id": section, "quantity": quantity, "adjacent": b.attempts + 1 < ATTEMPTS});
     let (status, hold) = send(user, GooseMethod::Post, &holds_path(), "hold best", Some(&body), None, &[201, 409, 429]).await?;
     // 409: no block that size left in this section; another section next.
     held(user, status, &hold, Some(&section));
