@@ -7,8 +7,10 @@
 -- chosen seats' fields before writing: a stale index never double-books (a
 -- row found wrong is rebuilt from the seat hash and the search runs
 -- again). When nothing fits, holds that have lapsed in deadline buckets
--- already ended are expired first (as expire_bucket.lua, up to 4 buckets of
--- 100), then the search runs once more. A general-admission section is
+-- already ended are expired first (as expire_bucket.lua, oldest bucket
+-- first, up to 8 buckets of 100, stopping once as many holds as seats
+-- wanted were ended), then the search runs once more. A hold lapsed in the
+-- bucket not yet ended (the last 250 ms) keeps its seats until then. A general-admission section is
 -- held as hold_ga.lua holds it, so the services need not know a section's
 -- kind. The hold, its record, deadline, user entry, idempotency entry and
 -- `hold.created` are exactly hold.lua's.
@@ -109,9 +111,13 @@ while true do
     -- their seats in the index and the count: end those now, then retry.
     reclaimed = true
     local n = 0
-    for _, b in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, 4)) do
+    -- Oldest ended bucket first, until as many holds as seats wanted
+    -- were ended or 8 buckets were looked at (a bounded step: the expiry
+    -- worker does the rest).
+    for _, b in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, 8)) do
       local out = expire_bucket({ KEYS[6], KEYS[2], KEYS[3], KEYS[5], KEYS[8], KEYS[4], base .. 'd:' .. b }, { b, '100' })
       if type(out[1]) == 'number' then n = n + out[1] end
+      if n >= q then break end
     end
     if n > 0 then
       avail = tonumber(redis.call('HGET', KEYS[2], sid) or '0')

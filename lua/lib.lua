@@ -168,7 +168,13 @@ local MAX_SEATS = 500000000
 local function seat_index(base, sid, spr, field, taken)
   local row, n = string.match(field, '^(%d+):(%d+)$')
   row, n = tonumber(row), tonumber(n)
-  if not row or spr < 1 then return end
+  if not row or spr < 1 then
+    -- The layout is unknown here, so the index cannot be kept exact: a
+    -- seat given back drops it (a missing index reads free, and best
+    -- available repairs whatever row it then finds taken).
+    if not taken then redis.call('DEL', base .. 'occ:' .. sid, base .. 'runs:' .. sid) end
+    return
+  end
   redis.call('SETRANGE', base .. 'occ:' .. sid, (row - 1) * spr + n - 1, taken and '\1' or '\0')
   if not taken then redis.call('SETRANGE', base .. 'runs:' .. sid, row - 1, '\0') end
 end

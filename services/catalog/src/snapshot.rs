@@ -127,7 +127,9 @@ impl Snapshot {
     }
 
     /// The answer to `request`: the gzip bytes if it accepts them, else the
-    /// JSON. A public map carries `Cache-Control: public, max-age=1` and its
+    /// JSON. A public map carries `Cache-Control: public, no-cache` (a cache
+    /// asks again every time, so with the snapshot's own age a map is never
+    /// more than a second old; the `ETag` makes asking again cheap) and its
     /// `ETag`, and a matching `If-None-Match` gets a bodiless 304; a draft's
     /// is `private, no-store`, as every read of a draft.
     pub(crate) fn respond(&self, audience: Audience, request: &HeaderMap) -> Resp {
@@ -150,7 +152,7 @@ impl Snapshot {
         headers.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
         match audience {
             Audience::Public => {
-                headers.insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=1"));
+                headers.insert(CACHE_CONTROL, HeaderValue::from_static("public, no-cache"));
                 headers.insert(ETAG, variant.etag.clone());
             }
             Audience::Private => {

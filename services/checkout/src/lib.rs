@@ -36,10 +36,13 @@ pub use reconcile::ChargeReconciler;
 pub struct CheckoutService<G: PaymentGateway = MockGateway> {
     db: Pool,
     redis: Redis,
-    /// The connection paid orders are confirmed on: `redis` unless checkout
-    /// waits for replicas, when a `WAIT` would stall everything else on a
-    /// shared connection (see [`CheckoutService::with_confirm_connection`]).
-    confirm_redis: Redis,
+    /// Where a confirmation that waits for replicas opens a connection of
+    /// its own: Redis answers a `WAIT` only once the replicas have every
+    /// earlier write of the connection, and holds back the connection's
+    /// later commands until then, so on a shared connection every other
+    /// request would wait behind it (for up to `confirm_wait_ms` each, when
+    /// a replica is down).
+    redis_url: String,
     replicas: Replication,
     scripts: Scripts,
     tokens: Arc<Tokens>,
@@ -61,7 +64,7 @@ impl<G: PaymentGateway> CheckoutService<G> {
         describe_histogram!("confirm_replication_seconds", Unit::Seconds, "Time a paid order's confirmation waited for the replicas (Redis WAIT).");
         Self {
             db,
-            confirm_redis: redis.clone(),
+            redis_url: config.redis_url.clone(),
             redis,
             replicas: Replication { count: config.confirm_replicas, wait_ms: config.confirm_wait_ms },
             scripts: Scripts::load(),
@@ -79,19 +82,6 @@ impl<G: PaymentGateway> CheckoutService<G> {
 pub(crate) struct Replication {
     pub(crate) count: u32,
     pub(crate) wait_ms: u64,
-}
-
-impl<G: PaymentGateway> CheckoutService<G> {
-    /// Confirms paid orders on `redis`, a connection of their own. Redis
-    /// answers a `WAIT` only once the replicas have every earlier write of
-    /// the connection, and holds back the connection's later commands until
-    /// then: on a connection shared with holds, every hold would wait for
-    /// the replicas too. Needed when `STAMPEDE_CONFIRM_REPLICAS` > 0.
-    #[must_use]
-    pub fn with_confirm_connection(mut self, redis: Redis) -> Self {
-        self.confirm_redis = redis;
-        self
-    }
 }
 
 impl<G: PaymentGateway> Handler for CheckoutService<G> {

@@ -91,9 +91,7 @@ impl App {
         let tokens = Arc::new(Tokens::new(&config.jwt, 3600));
         let gateway = Arc::new(MockGateway::new(Duration::ZERO, 0.0));
         let reservation = spawn(ReservationService::build(&config, redis.clone(), tokens.clone())).await;
-        let checkout = CheckoutService::build(&config, db, redis.clone(), tokens.clone(), gateway)
-            .with_confirm_connection(primary.connect().await);
-        let checkout = spawn(checkout).await;
+        let checkout = spawn(CheckoutService::build(&config, db, redis.clone(), tokens.clone(), gateway)).await;
         let keys = EventKeys::new(&config.redis_prefix, 1);
         let meta = EventMeta {
             sale_ms: 0,
@@ -172,4 +170,26 @@ async fn a_paid_order_is_answered_once_a_replica_has_it_and_anyway_when_none_ans
     assert_eq!(paid.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&paid.body));
     assert!(took >= Duration::from_millis(1400), "answered in {took:?}: it did not wait for the replica");
     assert_eq!(app.status_on(&mut on_primary, &hold).await, "confirmed");
+
+    // Payments wait side by side, not one behind the other's WAIT: four at
+    // once are all answered in about one wait, not four.
+    let mut holds = Vec::new();
+    for seat in ["7:2:1", "7:2:2", "7:2:3", "7:2:4"] {
+        holds.push(app.hold(seat).await);
+    }
+    let app = Arc::new(app);
+    let started = Instant::now();
+    let payments: Vec<_> = holds
+        .iter()
+        .map(|h| {
+            let (app, h) = (app.clone(), h.clone());
+            tokio::spawn(async move { app.pay(&h).await })
+        })
+        .collect();
+    for p in payments {
+        let (paid, _) = p.await.expect("payment task");
+        assert_eq!(paid.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&paid.body));
+    }
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(3000), "four payments took {took:?}: they waited for each other's WAIT");
 }

@@ -211,7 +211,7 @@ impl Config {
             persister_max_deliveries: env.ranged_or("STAMPEDE_PERSISTER_MAX_DELIVERIES", 5, 1, 1000)?,
             queue_initial_admit: env.ranged_or("STAMPEDE_QUEUE_INITIAL_ADMIT", 100, 0, 100_000_000)?,
             queue_admit_per_second: env.ranged_or("STAMPEDE_QUEUE_ADMIT_PER_SECOND", 200, 0, 1_000_000)?,
-            seatmap_snapshot_ms: env.ranged_or("STAMPEDE_SEATMAP_SNAPSHOT_MS", 500, 1, 60_000)?,
+            seatmap_snapshot_ms: env.ranged_or("STAMPEDE_SEATMAP_SNAPSHOT_MS", 500, 1, 1000)?,
             admin_email: env.optional("STAMPEDE_ADMIN_EMAIL"),
             admin_password: env.optional("STAMPEDE_ADMIN_PASSWORD"),
         })

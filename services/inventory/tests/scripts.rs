@@ -535,8 +535,10 @@ async fn lapsed_seats_come_back_with_no_worker_and_release_keeps_the_index_exact
     assert_eq!(fx.avail().await.0, 6);
     fx.assert_index(6).await;
     assert_eq!(chosen(&fx.best("u3", 4, true).await.1), ids(&[(1, 2), (1, 3), (1, 4), (1, 5)]));
-    // A seat-pick hold takes over a lapsed seat and marks it in the index.
+    // Ending the already expired hold again changes nothing: not the
+    // count, not the index (its seats are another buyer's now).
     assert_eq!(release(&mut fx.conn, &fx.scripts, &fx.keys, &old, Reason::Expired, None).await.expect("r"), ReleaseOutcome::Noop("expired".into()));
+    assert_eq!(fx.avail().await.0, 2);
     fx.assert_index(6).await;
 }
 

@@ -183,6 +183,8 @@ async fn bad_input_is_a_clear_4xx() {
         (json!({"section_id": GA.to_string(), "quantity": 5}), 429, "limit_exceeded"),
         (json!({"section_id": GA.to_string(), "quantity": "2"}), 400, "invalid_body"),
         (json!({"section_id": "999", "quantity": 1}), 400, "unknown_section"),
+        (json!({"section_id": "1000000000000000000", "quantity": 1}), 400, "unknown_section"),
+        (json!({"section_id": 9_223_372_036_854_775_807_i64, "quantity": 1}), 400, "unknown_section"),
         (json!({"section_id": SEATED.to_string(), "quantity": 0}), 400, "invalid_quantity"),
         (json!({"section_id": SEATED.to_string(), "quantity": 5}), 429, "limit_exceeded"),
         (json!({"section_id": SEATED.to_string(), "quantity": 3}), 409, "unavailable"),
@@ -654,6 +656,8 @@ async fn concurrent_best_available_buyers_never_share_a_seat_and_sell_out_exactl
                             if a.json()["available"] == 0 || (!single && refused >= 3) {
                                 break;
                             }
+                            // A single seat is refused only when none is left.
+                            assert!(refused < 50, "single seats refused {refused} times while {} are available", a.json()["available"]);
                         }
                         other => panic!("unexpected {other}: {}", String::from_utf8_lossy(&a.body)),
                     }

@@ -113,10 +113,7 @@ pub async fn start(config: Config, roles: &[String]) -> anyhow::Result<Running> 
                 let gateway = Arc::new(stampede_checkout::MockGateway::from_config(&config));
                 let reconciler = stampede_checkout::ChargeReconciler::build(&config, pool.clone(), redis.clone(), gateway.clone());
                 tasks.push(tokio::spawn(Arc::new(reconciler).run(stop_rx.clone())));
-                let mut svc = stampede_checkout::CheckoutService::build(&config, pool.clone(), redis.clone(), tokens.clone(), gateway);
-                if config.confirm_replicas > 0 {
-                    svc = svc.with_confirm_connection(stampede_common::store::connect(&config.redis_url).await?);
-                }
+                let svc = stampede_checkout::CheckoutService::build(&config, pool.clone(), redis.clone(), tokens.clone(), gateway);
                 spawn_service(&config, role, svc, &stop_rx).await?
             }
             "persister" => {

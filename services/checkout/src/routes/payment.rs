@@ -155,7 +155,19 @@ async fn attempt<G: PaymentGateway>(
     };
     let mut order = random_hex(16);
     let mut payment = format!("pay_{}", random_hex(12));
-    let mut conn = svc.confirm_redis.clone();
+    // A confirmation that must reach the replicas is made, and waited for,
+    // on a connection of its own (see `CheckoutService::redis_url`).
+    let (mut conn, own_connection) = if svc.replicas.count > 0 {
+        match stampede_common::store::connect(&svc.redis_url).await {
+            Ok(c) => (c, true),
+            Err(e) => {
+                tracing::warn!(error = %e, "no connection of its own for a confirmation: confirming without waiting for replicas");
+                (svc.redis.clone(), false)
+            }
+        }
+    } else {
+        (svc.redis.clone(), false)
+    };
     let pay = Payment { order: &order, payment: &payment, charge: &charge, method };
     // The charge is captured: giving up now would leave it neither an order
     // nor a refund. So a Redis that is restarting or loading its AOF is
@@ -195,7 +207,11 @@ async fn attempt<G: PaymentGateway>(
     match outcome {
         ConfirmOutcome::Confirmed { created_ms } => {
             counter!("payments_total", "outcome" => "captured").increment(1);
-            replicate(&mut conn, svc.replicas, hold).await;
+            if own_connection {
+                replicate(&mut conn, svc.replicas, hold).await;
+            } else if svc.replicas.count > 0 {
+                counter!("confirm_replication_total", "outcome" => "error").increment(1);
+            }
             Ok(order_answer(svc, user, hold, record, &order, &payment, method, created_ms).await)
         }
         ConfirmOutcome::AlreadyConfirmed(_) => {

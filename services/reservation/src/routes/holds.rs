@@ -46,7 +46,8 @@ impl Id {
             Id::Text(s) => s.parse().ok(),
             Id::Number(n) => Some(*n),
         }
-        .filter(|n| *n > 0)
+        // The scripts take ids of up to 18 digits; the catalog never issues more.
+        .filter(|n| (1..1_000_000_000_000_000_000).contains(n))
     }
 }
 
