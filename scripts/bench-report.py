@@ -78,6 +78,12 @@ print("  (the nginx row's service CPU is the whole stack process: it includes th
 for label, r in (("direct", direct), ("nginx", nginx)):
     if r["ERRORS"] > 0:
         problems.append(f"lean {label}: {int(r['ERRORS'])} requests were not 201")
+if os.path.exists(os.path.join(bench, "seatmap.env")):
+    m = env("seatmap.env")
+    print(f"{'seat map, ?format=rows gzip, nginx (wrk, 64 c)':48} {m['MAP_RATE']:9.0f} {'':>7} {m['MAP_P50']:7.2f} {m['MAP_P99']:7.2f}")
+    print(f"  a 20,000-seat section: {m['MAP_BYTES']:.0f} B of JSON, {m['MAP_GZIP_BYTES']:.0f} B gzipped; target ≥ 20,000 requests/s")
+    if m["MAP_ERRORS"] > 0:
+        problems.append(f"seat map: {int(m['MAP_ERRORS'])} requests were not 200")
 
 PROCS = (("stampede", "stampede (all services)"), ("redis", "Redis"), ("nginx", "nginx"),
          ("postgres", "PostgreSQL"), ("goose", "Goose (the buyers)"))
