@@ -13,7 +13,8 @@
 pub mod gateway;
 mod idempotency;
 pub mod notifier;
-pub mod reconcile;
+pub mod charge_reconciler;
+mod refunds;
 mod routes;
 
 use std::sync::Arc;
@@ -30,7 +31,7 @@ use stampede_inventory::Scripts;
 
 pub use gateway::{MockGateway, PaymentGateway};
 pub use notifier::NotifierWorker;
-pub use reconcile::ChargeReconciler;
+pub use charge_reconciler::ChargeReconciler;
 
 /// The checkout service's state.
 pub struct CheckoutService<G: PaymentGateway = MockGateway> {

@@ -9,7 +9,7 @@ use hyper::{Method, StatusCode};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 use stampede_checkout::gateway::{ChargeRequest, PaymentGateway};
-use stampede_checkout::reconcile::{ChargeReconciler, Pass};
+use stampede_checkout::charge_reconciler::{ChargeReconciler, Pass};
 use stampede_checkout::{CheckoutService, MockGateway};
 use stampede_common::Config;
 use stampede_common::clock::now_ms;

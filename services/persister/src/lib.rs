@@ -8,17 +8,17 @@
 //!   exports their gauges.
 //! - [`records`] decodes stream entries into rows, [`ledger`] writes them
 //!   with idempotent multi-row upserts that never regress a status.
-//! - [`reconcile`]: the inventory check (`stampede admin check`), also run
+//! - [`inventory_check`]: the inventory check (`stampede admin check`), also run
 //!   periodically by the worker.
 //! - [`rebuild`]: an event's Redis inventory from Postgres
 //!   (`stampede admin rebuild-inventory`).
 
 pub mod ledger;
 pub mod rebuild;
-pub mod reconcile;
+pub mod inventory_check;
 pub mod records;
 pub mod worker;
 
 pub use rebuild::{Rebuilt, rebuild_inventory};
-pub use reconcile::{Report, check};
+pub use inventory_check::{Report, check};
 pub use worker::{GROUP, PersisterWorker, Stats};

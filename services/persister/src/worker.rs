@@ -447,7 +447,7 @@ impl PersisterWorker {
 
     /// Runs the inventory check over every event and exports the drift.
     pub async fn check_drift(&self) -> anyhow::Result<i64> {
-        let report = crate::reconcile::check(&self.db, &self.redis, &self.prefix, None).await?;
+        let report = crate::inventory_check::check(&self.db, &self.redis, &self.prefix, None).await?;
         for ev in &report.events {
             gauge!("inventory_drift_seats", "event" => ev.event.to_string()).set(ev.drift as f64);
         }

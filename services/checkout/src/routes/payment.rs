@@ -15,6 +15,7 @@ use stampede_common::ids::{is_token, random_hex};
 use stampede_inventory::{ConfirmOutcome, EventKeys, HoldId, HoldRecord, Payment, confirm, read_hold, read_order};
 
 use super::orders::user_orders_key;
+use crate::refunds::{CONFIRM_PATIENCE, Refunded, announce_refund, refund_at_provider, transient};
 use crate::{CheckoutService, Replication};
 use crate::gateway::{ChargeRequest, GatewayError, PaymentGateway};
 use crate::idempotency::{self, Claim};
@@ -23,18 +24,6 @@ use crate::idempotency::{self, Claim};
 #[serde(deny_unknown_fields)]
 struct PayBody {
     payment_method: String,
-}
-
-/// How long a captured charge waits for Redis to confirm its order.
-const CONFIRM_PATIENCE: Duration = Duration::from_secs(10);
-
-/// A Redis failure worth retrying: the connection, or a server loading its data.
-fn transient(e: &redis::RedisError) -> bool {
-    e.is_io_error()
-        || e.is_connection_dropped()
-        || e.is_connection_refusal()
-        || e.is_timeout()
-        || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading)
 }
 
 /// A final answer, stored for replays; or a transient failure, not stored.
@@ -356,62 +345,4 @@ async fn refund<G: PaymentGateway>(
     let payment = format!("pay_{charge}");
     let refunded = Refunded { hold: &hold.token, user, payment: &payment, amount_cents: record.amount_cents, charge, reason };
     announce_refund(&svc.redis, keys, &refunded).await.map_err(Problem::from)
-}
-
-/// Refunds `charge` at the provider, trying five times over about 1.5 s.
-pub(crate) async fn refund_at_provider<G: PaymentGateway>(gateway: &G, charge: &str) -> Result<(), GatewayError> {
-    let mut delay = Duration::from_millis(50);
-    let mut tries = 0;
-    loop {
-        match gateway.refund(charge).await {
-            Ok(_) => return Ok(()),
-            Err(e) if tries >= 4 => return Err(e),
-            Err(_) => {
-                tries += 1;
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-        }
-    }
-}
-
-/// A refund to announce on the event's stream.
-pub(crate) struct Refunded<'a> {
-    /// The hold's token (the stream's own id for it).
-    pub hold: &'a str,
-    pub user: &'a str,
-    pub payment: &'a str,
-    pub amount_cents: i64,
-    pub charge: &'a str,
-    pub reason: &'a str,
-}
-
-/// Appends `payment.refunded` to the event's stream, waiting out a Redis
-/// restart (up to CONFIRM_PATIENCE): the charge is already refunded.
-pub(crate) async fn announce_refund(redis: &stampede_common::store::Redis, keys: &EventKeys, r: &Refunded<'_>) -> redis::RedisResult<()> {
-    let mut conn = redis.clone();
-    let amount = r.amount_cents.to_string();
-    let at = now_ms().to_string();
-    let fields: [(&str, &str); 8] = [
-        ("type", "payment.refunded"),
-        ("payment", r.payment),
-        ("hold", r.hold),
-        ("user", r.user),
-        ("amount", &amount),
-        ("charge", r.charge),
-        ("reason", r.reason),
-        ("at", &at),
-    ];
-    let mut delay = Duration::from_millis(50);
-    let deadline = Instant::now() + CONFIRM_PATIENCE;
-    loop {
-        match conn.xadd::<_, _, _, _, String>(keys.stream(), "*", &fields).await {
-            Ok(_) => return Ok(()),
-            Err(e) if transient(&e) && Instant::now() + delay < deadline => {
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(1));
-            }
-            Err(e) => return Err(e),
-        }
-    }
 }

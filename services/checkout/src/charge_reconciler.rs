@@ -47,7 +47,7 @@ use stampede_inventory::{EventKeys, HoldId, read_hold, read_order, redis_now_ms}
 use tokio::sync::watch;
 
 use crate::gateway::{PaymentGateway, ProviderCharge};
-use crate::routes::payment::{Refunded, announce_refund, refund_at_provider};
+use crate::refunds::{Refunded, announce_refund, refund_at_provider};
 
 /// How far a hold's expiry must lie behind Redis's clock (read at the start
 /// of a pass; Redis's clock is the one the scripts judge expiry by) before
