@@ -5,7 +5,9 @@
 //! and the `/healthz`, `/readyz`, `/metrics` endpoints ([`http`]), RFC 9457
 //! problem responses ([`problem`]), local access-token verification
 //! ([`token`]), metrics and logs ([`telemetry`]), and the Postgres and Redis
-//! stores ([`db`], [`store`]). [`testkit`] spins up isolated stores for tests.
+//! stores ([`db`], [`store`]). `testkit` (feature `testkit`, turned on by
+//! the other crates' dev-dependencies only) spins up isolated stores for
+//! tests.
 
 pub mod clock;
 pub mod config;
@@ -15,6 +17,7 @@ pub mod ids;
 pub mod problem;
 pub mod store;
 pub mod telemetry;
+#[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod token;
 
