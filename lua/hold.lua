@@ -95,10 +95,5 @@ for i = 1, n do
   if not lapsed[i] then redis.call('HINCRBY', KEYS[2], sid_of[i], -1) end
   seat_index(base, sid_of[i], spr_of[i], field_of[i], true)
 end
-schedule(KEYS[4], KEYS[1], base, meta[6], hold, now + hold_ms, now)
-kept[#kept + 1] = hold .. ',' .. qty .. ',' .. exp
-save_user(KEYS[3], user, sold, kept)
-if idem_field then redis.call('HSET', KEYS[7], idem_field, hold) end
-redis.call('XADD', KEYS[5], '*', 'type', 'hold.created', 'hold', hold, 'user', user, 'seats', seats,
-  'section', '', 'qty', qty, 'amount', price, 'exp', exp, 'at', fmt(now))
+announce_hold(KEYS, base, meta[6], hold, user, sold, kept, idem_field, seats, '', qty, price, exp, now + hold_ms, now)
 return { 'ok', exp, amount, n }

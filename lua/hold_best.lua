@@ -147,8 +147,8 @@ local exp = fmt(now + hold_ms)
 local ids = {}
 for i = 1, n do ids[i] = sid .. ':' .. fields[i] end
 local seats = table.concat(ids, ',')
-local amount = fmt(price * n)
-local rec = save_hold({ status = 'held', user = user, exp = exp, qty = fmt(n), amount = amount, section = '',
+local qty, amount = fmt(n), fmt(price * n)
+local rec = save_hold({ status = 'held', user = user, exp = exp, qty = qty, amount = amount, section = '',
   seats = seats, order = '', payment = '', idem = idem })
 if redis.call('HSETNX', KEYS[6], hold, rec) == 0 then return { 'bad', 'hold id in use' } end
 local value = 'h' .. exp .. ':' .. hold
@@ -163,10 +163,5 @@ end
 redis.call('HSET', seats_key, unpack(writes))
 if fresh > 0 then redis.call('HINCRBY', KEYS[2], sid, -fresh) end
 for r in pairs(rows_taken) do note_run(runs_key, r, occ_row(occ, spr, r)) end
-schedule(KEYS[4], KEYS[1], base, meta[7], hold, now + hold_ms, now)
-kept[#kept + 1] = hold .. ',' .. fmt(n) .. ',' .. exp
-save_user(KEYS[3], user, sold, kept)
-if idem_field then redis.call('HSET', KEYS[7], idem_field, hold) end
-redis.call('XADD', KEYS[5], '*', 'type', 'hold.created', 'hold', hold, 'user', user, 'seats', seats,
-  'section', '', 'qty', fmt(n), 'amount', amount, 'exp', exp, 'at', fmt(now))
+announce_hold(KEYS, base, meta[7], hold, user, sold, kept, idem_field, seats, '', qty, amount, exp, now + hold_ms, now)
 return { 'ok', exp, price * n, n, unpack(ids) }

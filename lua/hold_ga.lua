@@ -53,10 +53,5 @@ local rec = save_hold({ status = 'held', user = user, exp = exp, qty = qty_s, am
 if redis.call('HSETNX', KEYS[6], hold, rec) == 0 then return { 'bad', 'hold id in use' } end
 redis.call('HINCRBY', KEYS[2], sid, -qty)
 redis.call('ZADD', KEYS[8], exp, qty_s .. ':' .. hold)
-schedule(KEYS[4], KEYS[1], base, meta[7], hold, now + hold_ms, now)
-kept[#kept + 1] = hold .. ',' .. qty_s .. ',' .. exp
-save_user(KEYS[3], user, sold, kept)
-if idem_field then redis.call('HSET', KEYS[7], idem_field, hold) end
-redis.call('XADD', KEYS[5], '*', 'type', 'hold.created', 'hold', hold, 'user', user, 'seats', '',
-  'section', sid, 'qty', qty_s, 'amount', amount, 'exp', exp, 'at', fmt(now))
+announce_hold(KEYS, base, meta[7], hold, user, sold, kept, idem_field, '', sid, qty_s, amount, exp, now + hold_ms, now)
 return { 'ok', exp, amount, qty }

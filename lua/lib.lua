@@ -146,6 +146,22 @@ local function schedule(deadlines, meta_key, base, armed, hold, exp, now)
   redis.call('HSET', meta_key, 'tb', bs)
 end
 
+-- What every new hold does once its record and seats or places are written
+-- (hold.lua, hold_ga.lua, hold_best.lua, whose KEYS begin alike: 1 meta,
+-- 3 users, 4 deadlines, 5 stream, 7 idem): its deadline entry, its place
+-- among the user's live holds (`kept`, the user's other live entries), its
+-- idempotency entry, and `hold.created`. `qty`, `amount` and `exp` are the
+-- record's own text; `deadline` is `exp` as a number.
+local function announce_hold(KEYS, base, armed, hold, user, sold, kept, idem_field, seats, section, qty, amount,
+                             exp, deadline, now)
+  schedule(KEYS[4], KEYS[1], base, armed, hold, deadline, now)
+  kept[#kept + 1] = hold .. ',' .. qty .. ',' .. exp
+  save_user(KEYS[3], user, sold, kept)
+  if idem_field then redis.call('HSET', KEYS[7], idem_field, hold) end
+  redis.call('XADD', KEYS[5], '*', 'type', 'hold.created', 'hold', hold, 'user', user, 'seats', seats,
+    'section', section, 'qty', qty, 'amount', amount, 'exp', exp, 'at', fmt(now))
+end
+
 -- An idempotency key as a field of the event's `idem` hash: "<user>:<key>".
 local function is_idem(s)
   return type(s) == 'string' and #s <= 128 and string.find(s, '^[%w_.:-]*$') ~= nil
