@@ -14,9 +14,7 @@
 -- held as hold_ga.lua holds it, so the services need not know a section's
 -- kind. The hold, its record, deadline, user entry, idempotency entry and
 -- `hold.created` are exactly hold.lua's.
--- KEYS: 1 meta, 2 avail, 3 users, 4 deadlines, 5 stream, 6 holds, 7 idem,
---       8 ended, 9 the section's seat hash, 10 its occ, 11 its runs,
---       12 its ga zset.
+-- KEYS: 1 meta (the event's other keys are found from it: event_keys).
 -- ARGV: 1 user, 2 hold id, 3 idempotency key ('' for none), 4 valid queue
 --       pass presented (0/1), 5 section id, 6 quantity (1 to 50), 7 adjacent
 --       (0/1).
@@ -27,25 +25,23 @@
 -- arguments out of shape.
 local user, hold, idem, sid = ARGV[1], ARGV[2], ARGV[3], ARGV[5]
 local base = key_base(KEYS[1], 'meta')
-if not base or #KEYS ~= 12 or #ARGV ~= 7 or not is_id(user) or not is_id(hold) or not is_flag(ARGV[4])
-  or (idem ~= '' and not is_id(idem)) or not is_int(sid, 0) or not is_flag(ARGV[7])
-  or not keys_are(KEYS, base, 2, { 'avail', 'users', 'deadlines', 'stream', 'holds', 'idem', 'ended',
-    'seats:' .. sid, 'occ:' .. sid, 'runs:' .. sid, 'ga:' .. sid }) then
+if not base or #KEYS ~= 1 or #ARGV ~= 7 or not is_id(user) or not is_id(hold) or not is_flag(ARGV[4])
+  or (idem ~= '' and not is_id(idem)) or not is_int(sid, 0) or not is_flag(ARGV[7]) then
   return shape_error('hold_best')
 end
+local k = event_keys(base)
 local idem_field = idem ~= '' and user .. ':' .. idem
 if idem_field then
-  local prior = redis.call('HGET', KEYS[7], idem_field)
+  local prior = redis.call('HGET', k.idem, idem_field)
   if prior then return { 'dup', prior } end
 end
 if not is_int(ARGV[6], 1) or tonumber(ARGV[6]) > 50 then return { 'bad', 'quantity must be 1 to 50' } end
 local q, adjacent = tonumber(ARGV[6]), ARGV[7] == '1'
 
-local meta = redis.call('HMGET', KEYS[1], 'status', 'sale_ms', 'hold_ms', 'limit', 'wr', 's:' .. sid, 'tb')
+local meta = redis.call('HMGET', k.meta, 'status', 'sale_ms', 'hold_ms', 'limit', 'wr', 's:' .. sid, 'tb')
 if not meta[1] then return { 'not_found' } end
 if meta[6] and string.sub(meta[6], 1, 2) == 'g,' then
-  return hold_ga({ KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[12] },
-    { ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6] })
+  return hold_ga(KEYS, { ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6] })
 end
 local now = now_ms()
 if meta[1] ~= 'published' or now < tonumber(meta[2]) then return { 'not_on_sale' } end
@@ -54,10 +50,11 @@ local kind, rows, spr, _, price = layout(meta[6])
 if kind ~= 's' then return { 'unknown', sid } end
 local hold_ms, limit = tonumber(meta[3]), tonumber(meta[4])
 
-local sold, live, kept = load_user(redis.call('HGET', KEYS[3], user), now)
+local sold, live, kept = load_user(redis.call('HGET', k.users, user), now)
 if sold + live + q > limit then return { 'limit', sold + live, limit } end
 
-local seats_key, occ, runs_key = KEYS[9], KEYS[10], KEYS[11]
+local section = k.section(sid)
+local seats_key, occ, runs_key = section.seats, section.occ, section.runs
 
 -- The best seats by the index, as {row, n} pairs, or nil. Each row read and
 -- found wanting has its longest run recorded, so later calls skip it.
@@ -102,7 +99,7 @@ local function repair(r)
   redis.call('SETRANGE', runs_key, r - 1, '\0')
 end
 
-local avail = tonumber(redis.call('HGET', KEYS[2], sid) or '0')
+local avail = tonumber(redis.call('HGET', k.avail, sid) or '0')
 local picks, fields, lapsed, reclaimed, repairs = nil, {}, {}, false, 0
 while true do
   picks = avail >= q and search() or nil
@@ -114,13 +111,13 @@ while true do
     -- Oldest ended bucket first, until as many holds as seats wanted
     -- were ended or 8 buckets were looked at (a bounded step: the expiry
     -- worker does the rest).
-    for _, b in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, 8)) do
-      local out = expire_bucket({ KEYS[6], KEYS[2], KEYS[3], KEYS[5], KEYS[8], KEYS[4], base .. 'd:' .. b }, { b, '100' })
+    for _, b in ipairs(redis.call('ZRANGEBYSCORE', k.deadlines, '-inf', now, 'LIMIT', 0, 8)) do
+      local out = expire_bucket({ k.holds, k.avail, k.users, k.stream, k.ended, k.deadlines, base .. 'd:' .. b }, { b, '100' })
       if type(out[1]) == 'number' then n = n + out[1] end
       if n >= q then break end
     end
     if n > 0 then
-      avail = tonumber(redis.call('HGET', KEYS[2], sid) or '0')
+      avail = tonumber(redis.call('HGET', k.avail, sid) or '0')
       picks = avail >= q and search() or nil
     end
   end
@@ -148,9 +145,9 @@ local ids = {}
 for i = 1, n do ids[i] = sid .. ':' .. fields[i] end
 local seats = table.concat(ids, ',')
 local qty, amount = fmt(n), fmt(price * n)
-local rec = save_hold({ status = 'held', user = user, exp = exp, qty = qty, amount = amount, section = '',
-  seats = seats, order = '', payment = '', idem = idem })
-if redis.call('HSETNX', KEYS[6], hold, rec) == 0 then return { 'bad', 'hold id in use' } end
+if redis.call('HSETNX', k.holds, hold, new_hold(user, exp, qty, amount, '', seats, idem)) == 0 then
+  return { 'bad', 'hold id in use' }
+end
 local value = 'h' .. exp .. ':' .. hold
 local writes, fresh, rows_taken = {}, 0, {}
 for i, p in ipairs(picks) do
@@ -161,7 +158,7 @@ for i, p in ipairs(picks) do
   rows_taken[p[1]] = true
 end
 redis.call('HSET', seats_key, unpack(writes))
-if fresh > 0 then redis.call('HINCRBY', KEYS[2], sid, -fresh) end
+if fresh > 0 then redis.call('HINCRBY', k.avail, sid, -fresh) end
 for r in pairs(rows_taken) do note_run(runs_key, r, occ_row(occ, spr, r)) end
-announce_hold(KEYS, base, meta[7], hold, user, sold, kept, idem_field, seats, '', qty, amount, exp, now + hold_ms, now)
+announce_hold(k, meta[7], hold, user, sold, kept, idem_field, seats, '', qty, amount, exp, now + hold_ms, now)
 return { 'ok', exp, price * n, n, unpack(ids) }

@@ -46,12 +46,55 @@ local function without(kept, hold)
   return out
 end
 
+-- Parsed once and kept: a section's layout text is the same on every hold
+-- of it, and its pattern match and four number conversions cost a hold
+-- more than a redis.call. At most CACHE_MAX texts are kept; past that the
+-- cache starts anew (its only cost is the parsing it saves).
+local CACHE_MAX = 4096
+local layouts, layout_count = {}, 0
+
 -- A section's layout from meta: kind, rows, seats per row, capacity, price.
 local function layout(s)
   if not s then return nil end
-  local kind, rows, spr, cap, price = string.match(s, '^(%a),(%d+),(%d+),(%d+),(%d+)$')
-  if not kind then return nil end
-  return kind, tonumber(rows), tonumber(spr), tonumber(cap), tonumber(price)
+  local l = layouts[s]
+  if not l then
+    local kind, rows, spr, cap, price = string.match(s, '^(%a),(%d+),(%d+),(%d+),(%d+)$')
+    if not kind then return nil end
+    if layout_count >= CACHE_MAX then layouts, layout_count = {}, 0 end
+    l = { kind, tonumber(rows), tonumber(spr), tonumber(cap), tonumber(price) }
+    layouts[s], layout_count = l, layout_count + 1
+  end
+  return l[1], l[2], l[3], l[4], l[5]
+end
+
+-- An event's keys by name, built once per event and kept (as layouts
+-- are). The hold functions are called with the event's meta key alone:
+-- it routes the call (every key of an event shares its hash tag, so its
+-- cluster slot), and the others are found here, not passed, formatted
+-- and compared on every call. `section(sid)` gives a section's keys.
+local events, event_count = {}, 0
+
+local function event_keys(base)
+  local k = events[base]
+  if k then return k end
+  if event_count >= CACHE_MAX then events, event_count = {}, 0 end
+  local sections, kept = {}, 0
+  k = { base = base, meta = base .. 'meta', avail = base .. 'avail', users = base .. 'users',
+    deadlines = base .. 'deadlines', stream = base .. 'stream', holds = base .. 'holds', idem = base .. 'idem',
+    ended = base .. 'ended' }
+  k.section = function(sid)
+    local s = sections[sid]
+    if not s then
+      s = { seats = base .. 'seats:' .. sid, occ = base .. 'occ:' .. sid, runs = base .. 'runs:' .. sid,
+        ga = base .. 'ga:' .. sid }
+      -- A section id is at most 18 digits and an event has few sections;
+      -- ids that name none (a caller's typo) are not kept.
+      if kept < 256 then sections[sid], kept = s, kept + 1 end
+    end
+    return s
+  end
+  events[base], event_count = k, event_count + 1
+  return k
 end
 
 local function fmt(n)
@@ -123,6 +166,12 @@ local function save_hold(h)
   return table.concat({ h.status, h.user, h.exp, h.qty, h.amount, h.section, h.seats, h.order, h.payment, h.idem }, '|')
 end
 
+-- A new hold's record, as save_hold writes it (status held, no order and
+-- no payment yet), made in one concatenation.
+local function new_hold(user, exp, qty, amount, section, seats, idem)
+  return 'held|' .. user .. '|' .. exp .. '|' .. qty .. '|' .. amount .. '|' .. section .. '|' .. seats .. '|||' .. idem
+end
+
 -- Deadlines, by bucket of BUCKET_MS: the holds due in bucket b (a deadline
 -- in ((b - 1) * BUCKET_MS, b * BUCKET_MS]) are listed in `d:<b>`, in the
 -- order they were made; `deadlines` is the zset of buckets that still have
@@ -135,30 +184,30 @@ end
 -- until the bucket is expired (the release is then a no-op).
 local BUCKET_MS = 250
 
-local function schedule(deadlines, meta_key, base, armed, hold, exp, now)
+local function schedule(k, armed, hold, exp, now)
   local b = math.ceil(exp / BUCKET_MS)
   local bs = string.format('%d', b)
-  redis.call('RPUSH', base .. 'd:' .. bs, hold)
+  redis.call('RPUSH', k.base .. 'd:' .. bs, hold)
   if bs == armed then return end
   local ends = b * BUCKET_MS
-  redis.call('ZADD', deadlines, string.format('%d', ends), bs)
-  redis.call('SET', base .. 't:' .. bs, '1', 'PX', string.format('%d', ends - now), 'NX')
-  redis.call('HSET', meta_key, 'tb', bs)
+  redis.call('ZADD', k.deadlines, string.format('%d', ends), bs)
+  redis.call('SET', k.base .. 't:' .. bs, '1', 'PX', string.format('%d', ends - now), 'NX')
+  redis.call('HSET', k.meta, 'tb', bs)
 end
 
 -- What every new hold does once its record and seats or places are written
--- (hold.lua, hold_ga.lua, hold_best.lua, whose KEYS begin alike: 1 meta,
--- 3 users, 4 deadlines, 5 stream, 7 idem): its deadline entry, its place
--- among the user's live holds (`kept`, the user's other live entries), its
--- idempotency entry, and `hold.created`. `qty`, `amount` and `exp` are the
--- record's own text; `deadline` is `exp` as a number.
-local function announce_hold(KEYS, base, armed, hold, user, sold, kept, idem_field, seats, section, qty, amount,
-                             exp, deadline, now)
-  schedule(KEYS[4], KEYS[1], base, armed, hold, deadline, now)
+-- (hold.lua, hold_ga.lua, hold_best.lua; `k` is the event's keys): its
+-- deadline entry, its place among the user's live holds (`kept`, the
+-- user's other live entries), its idempotency entry, and `hold.created`.
+-- `qty`, `amount` and `exp` are the record's own text; `deadline` is `exp`
+-- as a number.
+local function announce_hold(k, armed, hold, user, sold, kept, idem_field, seats, section, qty, amount, exp, deadline,
+                             now)
+  schedule(k, armed, hold, deadline, now)
   kept[#kept + 1] = hold .. ',' .. qty .. ',' .. exp
-  save_user(KEYS[3], user, sold, kept)
-  if idem_field then redis.call('HSET', KEYS[7], idem_field, hold) end
-  redis.call('XADD', KEYS[5], '*', 'type', 'hold.created', 'hold', hold, 'user', user, 'seats', seats,
+  save_user(k.users, user, sold, kept)
+  if idem_field then redis.call('HSET', k.idem, idem_field, hold) end
+  redis.call('XADD', k.stream, '*', 'type', 'hold.created', 'hold', hold, 'user', user, 'seats', seats,
     'section', section, 'qty', qty, 'amount', amount, 'exp', exp, 'at', fmt(now))
 end
 

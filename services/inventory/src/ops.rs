@@ -271,15 +271,12 @@ pub struct HoldRequest<'a> {
 }
 
 impl HoldRequest<'_> {
+    /// A hold function's call: the event's meta key is its one key (the
+    /// library finds the event's other keys from it, and every one of them
+    /// shares its hash tag, so its cluster slot).
     fn invocation<'s>(&self, function: &'s Function, keys: &EventKeys) -> Invocation<'s> {
         let mut inv = function.key(keys.meta());
-        inv.key(keys.avail())
-            .key(keys.users())
-            .key(keys.deadlines())
-            .key(keys.stream())
-            .key(keys.holds())
-            .key(keys.idem())
-            .arg(self.user)
+        inv.arg(self.user)
             .arg(self.hold)
             .arg(self.idempotency.unwrap_or(""))
             .arg(if self.queue_pass { 1 } else { 0 });
@@ -291,9 +288,6 @@ impl HoldRequest<'_> {
 pub async fn hold_seats(conn: &mut Redis, scripts: &Scripts, keys: &EventKeys, req: &HoldRequest<'_>, seats: &[SeatRef]) -> RedisResult<HoldOutcome> {
     let mut inv = req.invocation(&scripts.hold, keys);
     for s in seats {
-        inv.key(keys.seats(s.section));
-    }
-    for s in seats {
         inv.arg(s.id());
     }
     Ok(hold_outcome(inv.invoke_async(conn).await?))
@@ -302,7 +296,7 @@ pub async fn hold_seats(conn: &mut Redis, scripts: &Scripts, keys: &EventKeys, r
 /// Holds `quantity` places of a general-admission section.
 pub async fn hold_general(conn: &mut Redis, scripts: &Scripts, keys: &EventKeys, req: &HoldRequest<'_>, section: i64, quantity: i64) -> RedisResult<HoldOutcome> {
     let mut inv = req.invocation(&scripts.hold_ga, keys);
-    inv.key(keys.ga(section)).arg(section).arg(quantity);
+    inv.arg(section).arg(quantity);
     Ok(hold_outcome(inv.invoke_async(conn).await?))
 }
 
@@ -313,12 +307,7 @@ pub async fn hold_general(conn: &mut Redis, scripts: &Scripts, keys: &EventKeys,
 /// [`hold_general`] holds them, in the same call.
 pub async fn hold_best(conn: &mut Redis, scripts: &Scripts, keys: &EventKeys, req: &HoldRequest<'_>, section: i64, quantity: i64, adjacent: bool) -> RedisResult<HoldOutcome> {
     let mut inv = req.invocation(&scripts.hold_best, keys);
-    inv.key(keys.ended())
-        .key(keys.seats(section))
-        .key(keys.occ(section))
-        .key(keys.runs(section))
-        .key(keys.ga(section))
-        .arg(section)
+    inv.arg(section)
         .arg(quantity)
         .arg(if adjacent { 1 } else { 0 });
     Ok(hold_outcome(inv.invoke_async(conn).await?))

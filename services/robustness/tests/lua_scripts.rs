@@ -325,17 +325,9 @@ fn build<'s>(
     action: &Action,
 ) -> Option<(&'s Function, Vec<String>, Vec<String>)> {
     let k = &ev.keys;
-    let hold_keys = || {
-        vec![
-            k.meta(),
-            k.avail(),
-            k.users(),
-            k.deadlines(),
-            k.stream(),
-            k.holds(),
-            k.idem(),
-        ]
-    };
+    // The hold functions take the event's meta key alone (the library
+    // finds the others from it).
+    let hold_keys = || vec![k.meta()];
     let hold_args = |hold: &str, user: &str, idem: Option<u8>| {
         let key = idem.map(|i| format!("key{i}")).unwrap_or_default();
         // user, hold, idempotency key, a valid queue pass presented
@@ -351,7 +343,7 @@ fn build<'s>(
             let user = USERS[*user];
             let hold = token();
             ev.holds.push(hold.clone());
-            let mut keys = hold_keys();
+            let keys = hold_keys();
             let mut args = hold_args(&hold, user, *idem);
             for (i, (r, n)) in seats.iter().enumerate() {
                 let section = if i == 0 {
@@ -359,7 +351,6 @@ fn build<'s>(
                 } else {
                     SEATED
                 };
-                keys.push(k.seats(section));
                 args.push(format!("{section}:{r}:{n}"));
             }
             Some((&scripts.hold, keys, args))
@@ -373,8 +364,7 @@ fn build<'s>(
             let user = USERS[*user];
             let hold = token();
             ev.holds.push(hold.clone());
-            let mut keys = hold_keys();
-            keys.push(k.ga(*section));
+            let keys = hold_keys();
             let mut args = hold_args(&hold, user, *idem);
             args.push(section.to_string());
             args.push(qty.to_string());
@@ -390,8 +380,7 @@ fn build<'s>(
             let user = USERS[*user];
             let hold = token();
             ev.holds.push(hold.clone());
-            let mut keys = hold_keys();
-            keys.extend([k.ended(), k.seats(*section), k.occ(*section), k.runs(*section), k.ga(*section)]);
+            let keys = hold_keys();
             let mut args = hold_args(&hold, user, *idem);
             args.push(section.to_string());
             args.push(qty.to_string());
