@@ -1,15 +1,33 @@
 //! The inventory in Redis: where every key lives ([`keys`]), the scripts
 //! that change it ([`scripts`], the files in `lua/`), and typed calls to
-//! them ([`ops`]). Catalog publishes through it, reservation holds and
-//! releases, checkout confirms, and the expiry worker and persister read
-//! what it writes. See `docs/redis-layout.md` for the keys and
+//! them, one module per concept: the published layout, putting an event on
+//! sale, seat status, holds, releases, expiry, orders and the waiting room.
+//! Catalog publishes through it, reservation holds and releases, checkout
+//! confirms, and the expiry worker and persister read what it writes
+//! ([`streams`]). See `docs/redis-layout.md` for the keys and
 //! `lua/README.md` for the scripts.
 
 pub mod keys;
-pub mod ops;
 pub mod scripts;
 pub mod streams;
 
+mod expiry;
+mod holds;
+mod layout;
+mod orders;
+mod publish;
+mod queue;
+mod release;
+mod reply;
+mod seats;
+
+pub use expiry::{BucketExpiry, due_buckets, expire_bucket, pending_holds, redis_now_ms};
+pub use holds::{HoldOutcome, HoldRecord, HoldRequest, hold_best, hold_general, hold_seats, read_hold};
 pub use keys::{EventKeys, HoldId};
-pub use ops::*;
+pub use layout::{EventMeta, SeatRef, SectionLayout};
+pub use orders::{ConfirmOutcome, ORDER_RETENTION_MS, OrderRecord, Payment, confirm, read_order};
+pub use publish::{availability, publish, published_events, read_meta, update_terms};
+pub use queue::{Admission, QueueOutcome, queue_join, queue_status};
+pub use release::{FINISHED_RETENTION_MS, Reason, ReleaseOutcome, forget, release};
 pub use scripts::Scripts;
+pub use seats::{SeatStatus, taken_seats};

@@ -2,7 +2,8 @@
 //! sequences of operations, against a real Redis (`STAMPEDE_TEST_REDIS_URL`).
 //!
 //! Each operation is first built the way the services build it (the key
-//! layout of `services/inventory/src/ops.rs`, documented at the top of each
+//! layout of the typed calls in `services/inventory/src/` (`holds.rs`,
+//! `release.rs`, `orders.rs`, …), documented at the top of each
 //! script in `lua/`), then, often, deformed: keys dropped, repeated,
 //! swapped or replaced by other keys of the event (a wrong section's seat
 //! hash, the general-admission set of a seated section, a key of no kind),
@@ -458,7 +459,7 @@ fn build<'s>(
     }
 }
 
-/// A hold's owner and the keys of what it holds, as `ops.rs` reads them.
+/// A hold's owner and the keys of what it holds, as `holds.rs` reads them.
 fn record_keys(con: &mut Connection, k: &EventKeys, hold: &str) -> (Option<String>, Vec<String>) {
     let record: Option<String> = con.hget(k.holds(), hold).expect("hget");
     let Some(rec) = record.as_deref().and_then(HoldRecord::parse) else {
