@@ -1,4 +1,6 @@
-//! PostgreSQL: one connection pool per process and the embedded migrations.
+//! PostgreSQL: one connection pool per process, and the migration runner.
+//! Each service crate owns its migrations (`<crate>/migrations/*.sql`, listed
+//! in its `MIGRATIONS`); the `stampede` binary assembles them in order.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -7,12 +9,15 @@ use anyhow::Context;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
-/// The schema, in order. Each runs once, in its own transaction.
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[
-    (1, "auth", include_str!("../migrations/0001_auth.sql")),
-    (2, "catalog", include_str!("../migrations/0002_catalog.sql")),
-    (3, "ledger", include_str!("../migrations/0003_ledger.sql")),
-];
+/// One schema change. Versions are global across the services (a database
+/// holds every service's tables) and never reused: each version runs once,
+/// in its own transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Migration {
+    pub version: i32,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
 
 /// A pool for `url`. Connections are made lazily, so a process starts (and
 /// reports not-ready) while Postgres is down.
@@ -29,10 +34,19 @@ pub fn pool(url: &str, size: usize) -> anyhow::Result<Pool> {
         .context("building the Postgres pool")
 }
 
-/// Applies every migration not yet applied. Safe to run from several
-/// processes at once (an advisory lock serialises them) and again at every
-/// start.
-pub async fn migrate(pool: &Pool) -> anyhow::Result<usize> {
+/// Applies every migration of `migrations` (in ascending version order) not
+/// yet applied. Safe to run from several processes at once (an advisory
+/// lock serialises them) and again at every start.
+pub async fn migrate(pool: &Pool, migrations: &[Migration]) -> anyhow::Result<usize> {
+    if let Some(w) = migrations.windows(2).find(|w| w[0].version >= w[1].version) {
+        anyhow::bail!(
+            "migrations out of order: {} ({}) before {} ({})",
+            w[0].version,
+            w[0].name,
+            w[1].version,
+            w[1].name
+        );
+    }
     let mut client = pool.get().await.context("connecting to Postgres to migrate")?;
     client.batch_execute("SELECT pg_advisory_lock(727274)").await?;
     let result = async {
@@ -43,7 +57,7 @@ pub async fn migrate(pool: &Pool) -> anyhow::Result<usize> {
             )
             .await?;
         let mut applied = 0;
-        for (version, name, sql) in MIGRATIONS {
+        for Migration { version, name, sql } in migrations {
             let done = client.query_opt("SELECT 1 FROM schema_migrations WHERE version = $1", &[version]).await?;
             if done.is_some() {
                 continue;

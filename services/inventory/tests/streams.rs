@@ -17,7 +17,7 @@ struct Fx {
 }
 
 async fn fixture(events: &[i64]) -> Fx {
-    let cfg = test_config().await;
+    let cfg = test_config(&[]).await;
     let mut redis = store::connect(&cfg.redis_url).await.expect("redis");
     for e in events {
         let _: i64 = redis.sadd(events_set(&cfg.redis_prefix), e).await.expect("sadd");

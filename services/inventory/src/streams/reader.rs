@@ -8,7 +8,7 @@ use anyhow::Context;
 use metrics::counter;
 use redis::aio::MultiplexedConnection;
 use redis::{RedisError, RedisResult, Value};
-use stampede_common::Config;
+use stampede_common::config::{ConfigError, Env};
 use stampede_common::store::{self, Redis};
 
 use super::entry::{Entry, dead_letter_key};
@@ -55,17 +55,19 @@ pub struct ReaderOptions {
 }
 
 impl ReaderOptions {
-    /// The persister's settings from `config`; other workers adjust fields.
-    pub fn from_config(config: &Config) -> Self {
-        Self {
-            batch: config.persister_batch,
+    /// The stream workers' settings (`STAMPEDE_PERSISTER_BATCH`,
+    /// `STAMPEDE_PERSISTER_CLAIM_IDLE_MS`, `STAMPEDE_PERSISTER_MAX_DELIVERIES`),
+    /// with the persister's timing; other workers adjust fields.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            batch: env.ranged_or("STAMPEDE_PERSISTER_BATCH", 1000, 1, 10_000)?,
             block: Duration::from_millis(1000),
             linger: Duration::from_millis(5),
-            claim_idle: Duration::from_millis(config.persister_claim_idle_ms),
-            max_deliveries: config.persister_max_deliveries,
+            claim_idle: Duration::from_millis(env.ranged_or("STAMPEDE_PERSISTER_CLAIM_IDLE_MS", 30_000, 100, 3_600_000)?),
+            max_deliveries: env.ranged_or("STAMPEDE_PERSISTER_MAX_DELIVERIES", 5, 1, 1000)?,
             rediscover: Duration::from_secs(1),
             start: "0".to_owned(),
-        }
+        })
     }
 }
 
