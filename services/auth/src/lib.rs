@@ -6,6 +6,7 @@
 //! sign-in starts a *family*; presenting a refresh token that was already
 //! spent revokes the whole family, so a stolen token dies with its copy.
 
+mod config;
 mod passwords;
 mod refresh;
 mod routes;
@@ -19,6 +20,7 @@ use stampede_common::Config;
 use stampede_common::http::{Handler, Routed};
 use stampede_common::token::{Role, Tokens};
 
+pub use config::{AuthConfig, MIGRATIONS};
 pub use passwords::Passwords;
 
 /// The auth service's state.
@@ -31,14 +33,14 @@ pub struct AuthService {
 }
 
 impl AuthService {
-    pub fn build(config: &Config, db: Pool, tokens: Arc<Tokens>) -> Self {
+    pub fn build(config: &Config, auth: &AuthConfig, db: Pool, tokens: Arc<Tokens>) -> Self {
         metrics::describe_counter!("auth_signups_total", metrics::Unit::Count, "Accounts created.");
         metrics::describe_counter!("auth_signins_total", metrics::Unit::Count, "Sign-in attempts by outcome (ok, failed).");
         Self {
             db,
             tokens,
-            passwords: Passwords::from_config(config),
-            refresh_ttl_seconds: config.refresh_token_seconds,
+            passwords: Passwords::from_config(auth),
+            refresh_ttl_seconds: auth.refresh_token_seconds,
             max_body: config.max_body_bytes,
         }
     }

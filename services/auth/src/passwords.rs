@@ -3,7 +3,8 @@
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use stampede_common::Config;
+
+use crate::AuthConfig;
 
 /// Hashes and verifies passwords at the configured cost.
 #[derive(Clone)]
@@ -15,7 +16,7 @@ pub struct Passwords {
 }
 
 impl Passwords {
-    pub fn from_config(config: &Config) -> Self {
+    pub fn from_config(config: &AuthConfig) -> Self {
         let params = Params::new(config.argon2_memory_kib, config.argon2_iterations, 1, None)
             .unwrap_or_else(|_| Params::default());
         let mut me = Self { params, decoy: String::new() };

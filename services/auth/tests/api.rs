@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
-use stampede_auth::AuthService;
+use stampede_auth::{AuthConfig, AuthService};
 use stampede_common::testkit::client::{Answer, call, send};
 use stampede_common::testkit::{spawn, test_config};
 use stampede_common::token::{Claims, Role, Tokens};
@@ -18,10 +18,11 @@ struct App {
 }
 
 async fn app() -> App {
-    let config = test_config().await;
+    let config = test_config(stampede_auth::MIGRATIONS).await;
+    let auth = AuthConfig::from_env(&config.env).expect("auth config");
     let db = stampede_common::db::pool(&config.database_url, 4).expect("pool");
     let tokens = Arc::new(Tokens::new(&config.jwt, config.access_token_seconds));
-    let addr = spawn(AuthService::build(&config, db.clone(), tokens.clone())).await;
+    let addr = spawn(AuthService::build(&config, &auth, db.clone(), tokens.clone())).await;
     App { addr, tokens, config, db }
 }
 
@@ -176,7 +177,7 @@ async fn signout_revokes() {
 #[tokio::test]
 async fn admin_creation_and_roles() {
     let app = app().await;
-    let passwords = stampede_auth::Passwords::from_config(&app.config);
+    let passwords = stampede_auth::Passwords::from_config(&AuthConfig::from_env(&app.config.env).expect("auth config"));
     stampede_auth::create_admin(&app.db, &passwords, "root@example.com", "admin-password").await.expect("admin");
     // Idempotent: a second run resets, and does not fail.
     stampede_auth::create_admin(&app.db, &passwords, "root@example.com", "admin-password").await.expect("again");

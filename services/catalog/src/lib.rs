@@ -16,6 +16,7 @@
 //! interval per process and served from shared bytes (see [`snapshot`]).
 
 mod cache;
+mod config;
 mod cursor;
 mod error;
 mod inventory;
@@ -38,6 +39,7 @@ use stampede_common::store::Redis;
 use stampede_common::token::Tokens;
 use stampede_inventory::Scripts;
 
+pub use crate::config::{CatalogConfig, MIGRATIONS};
 pub use crate::snapshot::SeatMapBuilds;
 
 use crate::cache::TtlCache;
@@ -72,7 +74,7 @@ pub struct CatalogService {
 }
 
 impl CatalogService {
-    pub fn build(config: &Config, db: Pool, redis: Redis, tokens: Arc<Tokens>) -> Self {
+    pub fn build(config: &Config, catalog: &CatalogConfig, db: Pool, redis: Redis, tokens: Arc<Tokens>) -> Self {
         stampede_common::telemetry::install_metrics();
         describe_metrics();
         Self {
@@ -81,13 +83,13 @@ impl CatalogService {
             tokens,
             scripts: Scripts::load(),
             prefix: config.redis_prefix.clone(),
-            min_hold_seconds: config.min_hold_seconds,
+            min_hold_seconds: catalog.min_hold_seconds,
             max_body: config.max_body_bytes,
             docs: TtlCache::new("event", DOC_TTL, CACHE_CAPACITY),
             pages: TtlCache::new("page", DOC_TTL, CACHE_CAPACITY),
             seat_maps: TtlCache::new(
                 "seat_map",
-                Duration::from_millis(config.seatmap_snapshot_ms),
+                Duration::from_millis(catalog.seatmap_snapshot_ms),
                 SEAT_MAP_CAPACITY,
             ),
             seat_map_builds: SeatMapBuilds::default(),

@@ -8,8 +8,7 @@ use std::time::Duration;
 use hyper::{Method, StatusCode};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
-use stampede_catalog::{CatalogService, SeatMapBuilds};
-use stampede_common::Config;
+use stampede_catalog::{CatalogConfig, CatalogService, SeatMapBuilds};
 use stampede_common::clock::{now_ms, parse_rfc3339_ms};
 use stampede_common::store::Redis;
 use stampede_common::testkit::client::{Answer, call, send};
@@ -32,13 +31,14 @@ async fn app() -> App {
 }
 
 /// An app whose configuration `tune` changes first.
-async fn app_with(tune: impl FnOnce(&mut Config)) -> App {
-    let mut config = test_config().await;
-    tune(&mut config);
+async fn app_with(tune: impl FnOnce(&mut CatalogConfig)) -> App {
+    let config = test_config(stampede_catalog::MIGRATIONS).await;
+    let mut catalog = CatalogConfig::from_env(&config.env).expect("catalog config");
+    tune(&mut catalog);
     let db = stampede_common::db::pool(&config.database_url, 4).expect("pool");
     let redis = stampede_common::store::connect(&config.redis_url).await.expect("redis");
     let tokens = Arc::new(Tokens::new(&config.jwt, config.access_token_seconds));
-    let svc = CatalogService::build(&config, db, redis.clone(), tokens.clone());
+    let svc = CatalogService::build(&config, &catalog, db, redis.clone(), tokens.clone());
     let builds = svc.seat_map_builds();
     let addr = spawn(svc).await;
     let now = now_ms() / 1000;
@@ -644,7 +644,7 @@ fn expand_rows(section: &str, map: &Value) -> Vec<(String, String)> {
     out
 }
 
-fn set_seat_map_interval(ms: u64) -> impl FnOnce(&mut Config) {
+fn set_seat_map_interval(ms: u64) -> impl FnOnce(&mut CatalogConfig) {
     move |c| c.seatmap_snapshot_ms = ms
 }
 

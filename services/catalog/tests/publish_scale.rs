@@ -19,11 +19,12 @@ const SEATS_PER_ROW: i64 = 200;
 
 #[tokio::test]
 async fn a_100k_seat_event_publishes_fast_and_small() {
-    let config = test_config().await;
+    let config = test_config(stampede_catalog::MIGRATIONS).await;
+    let catalog = stampede_catalog::CatalogConfig::from_env(&config.env).expect("catalog config");
     let db = stampede_common::db::pool(&config.database_url, 4).expect("pool");
     let redis = stampede_common::store::connect(&config.redis_url).await.expect("redis");
     let tokens = Arc::new(Tokens::new(&config.jwt, config.access_token_seconds));
-    let addr = spawn(CatalogService::build(&config, db, redis.clone(), tokens.clone())).await;
+    let addr = spawn(CatalogService::build(&config, &catalog, db, redis.clone(), tokens.clone())).await;
     let admin = tokens.issue("1", Role::Admin).expect("sign");
 
     let body = json!({

@@ -46,6 +46,7 @@ use stampede_common::store::Redis;
 use stampede_inventory::{EventKeys, HoldId, read_hold, read_order, redis_now_ms};
 use tokio::sync::watch;
 
+use crate::CheckoutConfig;
 use crate::gateway::{PaymentGateway, ProviderCharge};
 use crate::refunds::{Refunded, announce_refund, refund_at_provider};
 
@@ -97,7 +98,7 @@ pub struct ChargeReconciler<G: PaymentGateway> {
 }
 
 impl<G: PaymentGateway> ChargeReconciler<G> {
-    pub fn build(config: &Config, db: Pool, redis: Redis, gateway: Arc<G>) -> Self {
+    pub fn build(config: &Config, checkout: &CheckoutConfig, db: Pool, redis: Redis, gateway: Arc<G>) -> Self {
         describe_counter!(
             "charges_reconciled_total",
             Unit::Count,
@@ -110,8 +111,8 @@ impl<G: PaymentGateway> ChargeReconciler<G> {
             redis,
             gateway,
             prefix: config.redis_prefix.clone(),
-            grace_ms: config.charge_grace_seconds * 1000,
-            every: Duration::from_secs(config.charge_reconcile_seconds),
+            grace_ms: checkout.charge_grace_seconds * 1000,
+            every: Duration::from_secs(checkout.charge_reconcile_seconds),
             watermark: AtomicI64::new(now_ms() - LOOKBACK_MS),
         }
     }

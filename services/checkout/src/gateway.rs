@@ -9,9 +9,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use rand::Rng;
-use stampede_common::Config;
 use stampede_common::clock::now_ms;
 use stampede_common::ids::random_hex;
+
+use crate::CheckoutConfig;
 
 /// A charge to capture.
 pub struct ChargeRequest<'a> {
@@ -86,7 +87,7 @@ impl MockGateway {
         Self { latency, decline_rate, ledger: Mutex::default(), files: None }
     }
 
-    pub fn from_config(config: &Config) -> Self {
+    pub fn from_config(config: &CheckoutConfig) -> Self {
         let mut gateway = Self::new(Duration::from_millis(config.payment_latency_ms), config.payment_decline_rate);
         gateway.files = config.payment_ledger_dir.as_deref().map(|d| FileLedger { dir: PathBuf::from(d) });
         gateway

@@ -10,6 +10,7 @@
 //! charge whose request died between charging and confirming is refunded
 //! by the [`ChargeReconciler`] once its hold is gone.
 
+mod config;
 pub mod gateway;
 mod idempotency;
 pub mod notifier;
@@ -29,6 +30,7 @@ use stampede_common::store::Redis;
 use stampede_common::token::Tokens;
 use stampede_inventory::Scripts;
 
+pub use config::CheckoutConfig;
 pub use gateway::{MockGateway, PaymentGateway};
 pub use notifier::NotifierWorker;
 pub use charge_reconciler::ChargeReconciler;
@@ -54,7 +56,7 @@ pub struct CheckoutService<G: PaymentGateway = MockGateway> {
 }
 
 impl<G: PaymentGateway> CheckoutService<G> {
-    pub fn build(config: &Config, db: Pool, redis: Redis, tokens: Arc<Tokens>, gateway: Arc<G>) -> Self {
+    pub fn build(config: &Config, checkout: &CheckoutConfig, db: Pool, redis: Redis, tokens: Arc<Tokens>, gateway: Arc<G>) -> Self {
         describe_counter!("payments_total", Unit::Count, "Payment attempts by outcome: captured, declined, refunded, failed.");
         describe_histogram!("checkout_duration_seconds", Unit::Seconds, "Time to answer a payment request, charge and confirmation included.");
         describe_counter!(
@@ -67,13 +69,13 @@ impl<G: PaymentGateway> CheckoutService<G> {
             db,
             redis_url: config.redis_url.clone(),
             redis,
-            replicas: Replication { count: config.confirm_replicas, wait_ms: config.confirm_wait_ms },
+            replicas: Replication { count: checkout.confirm_replicas, wait_ms: checkout.confirm_wait_ms },
             scripts: Scripts::load(),
             tokens,
             gateway,
             prefix: config.redis_prefix.clone(),
             max_body: config.max_body_bytes,
-            idempotency_ms: config.idempotency_seconds * 1000,
+            idempotency_ms: checkout.idempotency_seconds * 1000,
         }
     }
 }

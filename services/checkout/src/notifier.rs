@@ -23,6 +23,8 @@ use stampede_inventory::HoldId;
 use stampede_inventory::streams::{Entry, GroupReader, ReaderOptions, consumer_name};
 use tokio::sync::watch;
 
+use crate::CheckoutConfig;
+
 /// The consumer group the notifier reads with.
 pub const GROUP: &str = "notifier";
 
@@ -44,10 +46,10 @@ struct EventInfo {
 }
 
 impl NotifierWorker {
-    pub fn build(config: &Config, db: Pool, redis: Redis) -> Self {
+    pub fn build(config: &Config, checkout: &CheckoutConfig, db: Pool, redis: Redis) -> Self {
         describe_counter!("emails_sent_total", Unit::Count, "Order confirmation e-mails written to the mail sink.");
         describe_counter!("emails_duplicate_total", Unit::Count, "Redelivered orders whose e-mail had already been sent (not sent again).");
-        let mut options = ReaderOptions::from_config(config);
+        let mut options = checkout.reader.clone();
         options.batch = options.batch.min(100);
         Self {
             db,
@@ -55,7 +57,7 @@ impl NotifierWorker {
             redis_url: config.redis_url.clone(),
             prefix: config.redis_prefix.clone(),
             options,
-            mail_dir: PathBuf::from(&config.mail_dir),
+            mail_dir: PathBuf::from(&checkout.mail_dir),
         }
     }
 

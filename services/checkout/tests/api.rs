@@ -10,7 +10,7 @@ use redis::AsyncCommands;
 use serde_json::{Value, json};
 use stampede_checkout::gateway::{ChargeRequest, PaymentGateway};
 use stampede_checkout::charge_reconciler::{ChargeReconciler, Pass};
-use stampede_checkout::{CheckoutService, MockGateway};
+use stampede_checkout::{CheckoutConfig, CheckoutService, MockGateway};
 use stampede_common::Config;
 use stampede_common::clock::now_ms;
 use stampede_common::store::{self, Redis};
@@ -18,7 +18,7 @@ use stampede_common::testkit::client::{Answer, call, send};
 use stampede_common::testkit::{spawn, test_config};
 use stampede_common::token::{Role, Tokens};
 use stampede_inventory::{EventKeys, EventMeta, HoldId, Payment, confirm, Scripts, SeatStatus, SectionLayout, availability, publish, taken_seats};
-use stampede_reservation::ReservationService;
+use stampede_reservation::{ReservationConfig, ReservationService};
 
 const SEATED: i64 = 31;
 const GA: i64 = 32;
@@ -28,6 +28,7 @@ struct App {
     checkout: SocketAddr,
     tokens: Arc<Tokens>,
     config: Config,
+    settings: CheckoutConfig,
     redis: Redis,
     gateway: Arc<MockGateway>,
     keys: EventKeys,
@@ -38,13 +39,16 @@ impl App {
     /// Services with a mock gateway of `latency`, and event 1 (5 x 4 seats
     /// at 2500, 50 GA places at 1000) holding for `hold_ms`, limit `limit`.
     async fn new(latency_ms: u64, hold_ms: i64, limit: i64) -> Self {
-        let config = test_config().await;
+        let config = test_config(&[stampede_auth::MIGRATIONS, stampede_catalog::MIGRATIONS, stampede_persister::MIGRATIONS].concat()).await;
+        let settings = CheckoutConfig::from_env(&config.env).expect("checkout config");
+        let reserving = ReservationConfig::from_env(&config.env).expect("reservation config");
         let redis = store::connect(&config.redis_url).await.expect("redis");
         let db = stampede_common::db::pool(&config.database_url, 4).expect("pool");
         let tokens = Arc::new(Tokens::new(&config.jwt, 3600));
         let gateway = Arc::new(MockGateway::new(Duration::from_millis(latency_ms), 0.0));
-        let reservation = spawn(ReservationService::build(&config, redis.clone(), tokens.clone())).await;
-        let checkout = spawn(CheckoutService::build(&config, db.clone(), redis.clone(), tokens.clone(), gateway.clone())).await;
+        let reservation = spawn(ReservationService::build(&config, &reserving, redis.clone(), tokens.clone())).await;
+        let checkout =
+            spawn(CheckoutService::build(&config, &settings, db.clone(), redis.clone(), tokens.clone(), gateway.clone())).await;
         let keys = EventKeys::new(&config.redis_prefix, 1);
         let meta = EventMeta {
             sale_ms: 0,
@@ -58,7 +62,7 @@ impl App {
         };
         let mut conn = redis.clone();
         publish(&mut conn, &Scripts::load(), &config.redis_prefix, &keys, &meta).await.expect("publish");
-        Self { reservation, checkout, tokens, config, redis, gateway, keys, db }
+        Self { reservation, checkout, tokens, config, settings, redis, gateway, keys, db }
     }
 
     fn token(&self, user: u32) -> String {
@@ -252,9 +256,9 @@ fn refunded(app: &App, charge: &str) -> bool {
 #[tokio::test]
 async fn the_reconciler_refunds_stranded_charges_and_keeps_paid_ones() {
     let app = App::new(0, 60_000, 6).await;
-    let mut config = app.config.clone();
-    config.charge_grace_seconds = 0;
-    let reconciler = ChargeReconciler::build(&config, app.db.clone(), app.redis.clone(), app.gateway.clone());
+    let mut checkout = app.settings.clone();
+    checkout.charge_grace_seconds = 0;
+    let reconciler = ChargeReconciler::build(&app.config, &checkout, app.db.clone(), app.redis.clone(), app.gateway.clone());
 
     // Paid through the API: its charge is the order's.
     let paid = app.hold(1, json!({"seats": [seat(1, 1)]})).await;
@@ -319,9 +323,9 @@ async fn the_reconciler_refunds_stranded_charges_and_keeps_paid_ones() {
 #[tokio::test]
 async fn the_reconciler_reads_postgres_for_holds_redis_no_longer_keeps() {
     let app = App::new(0, 60_000, 6).await;
-    let mut config = app.config.clone();
-    config.charge_grace_seconds = 0;
-    let reconciler = ChargeReconciler::build(&config, app.db.clone(), app.redis.clone(), app.gateway.clone());
+    let mut checkout = app.settings.clone();
+    checkout.charge_grace_seconds = 0;
+    let reconciler = ChargeReconciler::build(&app.config, &checkout, app.db.clone(), app.redis.clone(), app.gateway.clone());
     // An order the persister wrote long ago, its Redis records aged out.
     let old = HoldId::generate(1);
     let charge = stranded_charge(&app, 5, &old.public(), "old").await;
@@ -352,9 +356,9 @@ async fn the_reconciler_reads_postgres_for_holds_redis_no_longer_keeps() {
 async fn the_reconciler_refunds_a_charge_whose_hold_lapsed_unprocessed() {
     // No expiry worker runs: the hold is still `held` in Redis, past its time.
     let app = App::new(0, 1_000, 6).await;
-    let mut config = app.config.clone();
-    config.charge_grace_seconds = 0;
-    let reconciler = ChargeReconciler::build(&config, app.db.clone(), app.redis.clone(), app.gateway.clone());
+    let mut checkout = app.settings.clone();
+    checkout.charge_grace_seconds = 0;
+    let reconciler = ChargeReconciler::build(&app.config, &checkout, app.db.clone(), app.redis.clone(), app.gateway.clone());
     let hold = app.hold(7, json!({"seats": [seat(4, 4)]})).await;
     let charge = stranded_charge(&app, 7, &hold, "lapsing").await;
     let live = reconciler.pass().await.expect("pass");
@@ -411,9 +415,9 @@ async fn a_twin_request_finding_the_hold_paid_with_its_charge_answers_with_that_
 #[tokio::test]
 async fn the_reconciler_never_refunds_a_charge_postgres_has_as_captured() {
     let app = App::new(0, 1_000, 6).await;
-    let mut config = app.config.clone();
-    config.charge_grace_seconds = 0;
-    let reconciler = ChargeReconciler::build(&config, app.db.clone(), app.redis.clone(), app.gateway.clone());
+    let mut checkout = app.settings.clone();
+    checkout.charge_grace_seconds = 0;
+    let reconciler = ChargeReconciler::build(&app.config, &checkout, app.db.clone(), app.redis.clone(), app.gateway.clone());
     let hold = app.hold(8, json!({"seats": [seat(4, 1)]})).await;
     let id = HoldId::parse(&hold).expect("hold id");
     let charge = stranded_charge(&app, 8, &hold, "lost-confirm").await;

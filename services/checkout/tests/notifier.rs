@@ -12,7 +12,8 @@ use stampede_inventory::{EventKeys, EventMeta, HoldId, HoldRequest, Payment, Scr
 
 #[tokio::test]
 async fn one_email_per_order_under_redelivery_and_two_workers() {
-    let config = test_config().await;
+    let config = test_config(&[stampede_auth::MIGRATIONS, stampede_catalog::MIGRATIONS, stampede_persister::MIGRATIONS].concat()).await;
+    let settings = stampede_checkout::CheckoutConfig::from_env(&config.env).expect("checkout config");
     let db = stampede_common::db::pool(&config.database_url, 4).expect("pool");
     let mut conn = store::connect(&config.redis_url).await.expect("redis");
     let client = db.get().await.expect("pg");
@@ -58,11 +59,12 @@ async fn one_email_per_order_under_redelivery_and_two_workers() {
     }
 
     let run = |config: stampede_common::Config, db: deadpool_postgres::Pool, redis: store::Redis| async move {
-        let worker = Arc::new(NotifierWorker::build(&config, db, redis));
+        let settings = stampede_checkout::CheckoutConfig::from_env(&config.env).expect("checkout config");
+        let worker = Arc::new(NotifierWorker::build(&config, &settings, db, redis));
         let (tx, rx) = tokio::sync::watch::channel(false);
         (tokio::spawn(worker.run(rx)), tx)
     };
-    let mail_dir = std::path::PathBuf::from(&config.mail_dir);
+    let mail_dir = std::path::PathBuf::from(&settings.mail_dir);
     let count = || std::fs::read_dir(&mail_dir).map(|d| d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().ends_with(".eml")).count()).unwrap_or(0);
 
     // Two notifiers at once.

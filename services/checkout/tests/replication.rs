@@ -82,16 +82,18 @@ impl App {
     /// Reservation and checkout on `primary`, checkout waiting for one
     /// replica up to `wait_ms`; event 1 with 5 × 4 seats on sale.
     async fn new(primary: &Server, wait_ms: u64) -> Self {
-        let mut config = test_config().await;
+        let mut config = test_config(&[stampede_auth::MIGRATIONS, stampede_catalog::MIGRATIONS, stampede_persister::MIGRATIONS].concat()).await;
         config.redis_url = primary.url();
-        config.confirm_replicas = 1;
-        config.confirm_wait_ms = wait_ms;
+        let mut settings = stampede_checkout::CheckoutConfig::from_env(&config.env).expect("checkout config");
+        settings.confirm_replicas = 1;
+        settings.confirm_wait_ms = wait_ms;
+        let reserving = stampede_reservation::ReservationConfig::from_env(&config.env).expect("reservation config");
         let redis = primary.connect().await;
         let db = stampede_common::db::pool(&config.database_url, 2).expect("pool");
         let tokens = Arc::new(Tokens::new(&config.jwt, 3600));
         let gateway = Arc::new(MockGateway::new(Duration::ZERO, 0.0));
-        let reservation = spawn(ReservationService::build(&config, redis.clone(), tokens.clone())).await;
-        let checkout = spawn(CheckoutService::build(&config, db, redis.clone(), tokens.clone(), gateway)).await;
+        let reservation = spawn(ReservationService::build(&config, &reserving, redis.clone(), tokens.clone())).await;
+        let checkout = spawn(CheckoutService::build(&config, &settings, db, redis.clone(), tokens.clone(), gateway)).await;
         let keys = EventKeys::new(&config.redis_prefix, 1);
         let meta = EventMeta {
             sale_ms: 0,

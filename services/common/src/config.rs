@@ -1,6 +1,14 @@
 //! Configuration: environment variables with one prefix, `STAMPEDE_`, parsed
 //! once at start into typed structs. A bad value fails start-up naming the
 //! variable.
+//!
+//! This module holds the reader ([`Env`], [`ConfigError`]) and the settings
+//! every role shares ([`Config`]: bind address and ports, stores, token keys,
+//! body limit). Each service crate owns its own section, parsed from the same
+//! [`Env`] (`Config::env`): `stampede_auth::AuthConfig`,
+//! `stampede_catalog::CatalogConfig`, `stampede_reservation::ReservationConfig`,
+//! `stampede_checkout::CheckoutConfig`, `stampede_persister::PersisterConfig`
+//! (the stream reader's settings, `stampede_inventory::streams::ReaderOptions`).
 
 use std::collections::HashMap;
 use std::fmt::Display;
@@ -28,8 +36,18 @@ pub struct ConfigError {
 
 /// Reads typed values from a variable map (the process environment in
 /// production, a literal map in tests).
+#[derive(Clone)]
 pub struct Env {
     vars: HashMap<String, String>,
+}
+
+/// Names the variables set, never their values (secrets among them).
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&str> = self.vars.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        f.debug_struct("Env").field("vars", &names).finish()
+    }
 }
 
 impl Env {
@@ -95,7 +113,8 @@ pub struct JwtKeys {
     pub previous: Option<(String, String)>,
 }
 
-/// Settings for the whole process. Each service reads the parts it needs.
+/// The settings every role shares. Each service reads its own section
+/// from [`Config::env`].
 #[derive(Clone, Debug)]
 pub struct Config {
     pub bind_host: IpAddr,
@@ -106,49 +125,13 @@ pub struct Config {
     pub redis_prefix: String,
     pub db_pool_size: usize,
     pub jwt: JwtKeys,
+    /// Lifetime of an access token: auth issues them, every role verifies.
     pub access_token_seconds: i64,
-    pub refresh_token_seconds: i64,
-    pub argon2_memory_kib: u32,
-    pub argon2_iterations: u32,
+    /// The largest request body any HTTP role reads.
     pub max_body_bytes: usize,
-    pub min_hold_seconds: i64,
-    pub idempotency_seconds: i64,
-    pub payment_latency_ms: u64,
-    pub payment_decline_rate: f64,
-    /// Where the mock payment provider keeps its ledger (charges and
-    /// refunds) when set: shared by every process, surviving restarts.
-    pub payment_ledger_dir: Option<String>,
-    /// A charge this old that bought nothing (its hold lapsed or was paid
-    /// by another charge, and no retry came) is refunded by the checkout
-    /// role's charge reconciler.
-    pub charge_grace_seconds: i64,
-    /// How often the charge reconciler looks.
-    pub charge_reconcile_seconds: u64,
-    /// Replicas that must have a paid order's confirmation before checkout
-    /// answers 201 (Redis `WAIT`); 0 waits for none.
-    pub confirm_replicas: u32,
-    /// How long checkout waits for them; a confirmation the replicas have
-    /// not acknowledged by then is answered anyway (the order exists on the
-    /// primary) and counted.
-    pub confirm_wait_ms: u64,
-    pub mail_dir: String,
-    pub expiry_sweep_ms: u64,
-    /// How long a finished hold (released, expired, paid) stays in Redis at
-    /// least; the expiry worker drops it after that, once the persister has
-    /// committed it to Postgres.
-    pub finished_hold_retention_ms: i64,
-    pub persister_batch: usize,
-    pub persister_claim_idle_ms: u64,
-    pub persister_max_deliveries: u64,
-    /// Waiting room: places admitted the moment a sale starts …
-    pub queue_initial_admit: i64,
-    /// … and places admitted each second after that.
-    pub queue_admit_per_second: i64,
-    /// How long one snapshot of a section's seat map serves every request
-    /// (the catalog builds it at most once per interval per process).
-    pub seatmap_snapshot_ms: u64,
-    pub admin_email: Option<String>,
-    pub admin_password: Option<String>,
+    /// The variables this configuration was read from, for each service's
+    /// own section.
+    pub env: Env,
 }
 
 impl Config {
@@ -190,30 +173,8 @@ impl Config {
             db_pool_size: env.ranged_or("STAMPEDE_DB_POOL_SIZE", 16, 1, 512)?,
             jwt: JwtKeys { kid: env.string_or("STAMPEDE_JWT_KID", "k1"), secret, previous },
             access_token_seconds: env.ranged_or("STAMPEDE_ACCESS_TOKEN_SECONDS", 900, 1, 86_400)?,
-            refresh_token_seconds: env.ranged_or("STAMPEDE_REFRESH_TOKEN_SECONDS", 30 * 86_400, 60, 365 * 86_400)?,
-            argon2_memory_kib: env.ranged_or("STAMPEDE_ARGON2_MEMORY_KIB", 19_456, 8, 4_194_304)?,
-            argon2_iterations: env.ranged_or("STAMPEDE_ARGON2_ITERATIONS", 2, 1, 64)?,
             max_body_bytes: env.ranged_or("STAMPEDE_MAX_BODY_BYTES", 64 * 1024, 256, 16 * 1024 * 1024)?,
-            min_hold_seconds: env.ranged_or("STAMPEDE_MIN_HOLD_SECONDS", 30, 1, 3600)?,
-            idempotency_seconds: env.ranged_or("STAMPEDE_IDEMPOTENCY_SECONDS", 86_400, 60, 30 * 86_400)?,
-            payment_latency_ms: env.ranged_or("STAMPEDE_PAYMENT_LATENCY_MS", 0, 0, 60_000)?,
-            payment_decline_rate: env.ranged_or("STAMPEDE_PAYMENT_DECLINE_RATE", 0.0, 0.0, 1.0)?,
-            payment_ledger_dir: env.optional("STAMPEDE_PAYMENT_LEDGER_DIR"),
-            charge_grace_seconds: env.ranged_or("STAMPEDE_CHARGE_GRACE_SECONDS", 120, 1, 86_400)?,
-            charge_reconcile_seconds: env.ranged_or("STAMPEDE_CHARGE_RECONCILE_SECONDS", 60, 1, 86_400)?,
-            confirm_replicas: env.ranged_or("STAMPEDE_CONFIRM_REPLICAS", 0, 0, 16)?,
-            confirm_wait_ms: env.ranged_or("STAMPEDE_CONFIRM_WAIT_MS", 500, 1, 1500)?,
-            mail_dir: env.string_or("STAMPEDE_MAIL_DIR", ".run/mail"),
-            expiry_sweep_ms: env.ranged_or("STAMPEDE_EXPIRY_SWEEP_MS", 250, 10, 600_000)?,
-            finished_hold_retention_ms: env.ranged_or("STAMPEDE_FINISHED_HOLD_RETENTION_SECONDS", 600, 0, 30 * 86_400)? * 1000,
-            persister_batch: env.ranged_or("STAMPEDE_PERSISTER_BATCH", 1000, 1, 10_000)?,
-            persister_claim_idle_ms: env.ranged_or("STAMPEDE_PERSISTER_CLAIM_IDLE_MS", 30_000, 100, 3_600_000)?,
-            persister_max_deliveries: env.ranged_or("STAMPEDE_PERSISTER_MAX_DELIVERIES", 5, 1, 1000)?,
-            queue_initial_admit: env.ranged_or("STAMPEDE_QUEUE_INITIAL_ADMIT", 100, 0, 100_000_000)?,
-            queue_admit_per_second: env.ranged_or("STAMPEDE_QUEUE_ADMIT_PER_SECOND", 200, 0, 1_000_000)?,
-            seatmap_snapshot_ms: env.ranged_or("STAMPEDE_SEATMAP_SNAPSHOT_MS", 500, 1, 1000)?,
-            admin_email: env.optional("STAMPEDE_ADMIN_EMAIL"),
-            admin_password: env.optional("STAMPEDE_ADMIN_PASSWORD"),
+            env: env.clone(),
         })
     }
 
@@ -238,9 +199,8 @@ mod tests {
     fn defaults_apply() {
         let cfg = Config::from_env(&Env::from_pairs(base())).expect("valid");
         assert_eq!(cfg.port("reservation"), 8103);
-        assert_eq!(cfg.min_hold_seconds, 30);
-        assert_eq!((cfg.queue_initial_admit, cfg.queue_admit_per_second), (100, 200));
-        assert_eq!(cfg.seatmap_snapshot_ms, 500);
+        assert_eq!(cfg.max_body_bytes, 64 * 1024);
+        assert_eq!(cfg.env.optional("STAMPEDE_REDIS_URL").as_deref(), Some("redis://127.0.0.1:1/"));
     }
 
     #[test]
@@ -252,20 +212,17 @@ mod tests {
         let mut pairs = base();
         pairs.retain(|(k, _)| *k != "STAMPEDE_REDIS_URL");
         assert_eq!(Config::from_env(&Env::from_pairs(pairs)).expect_err("must fail").var, "STAMPEDE_REDIS_URL");
-        let mut pairs = base();
-        pairs.push(("STAMPEDE_PAYMENT_DECLINE_RATE", "1.5"));
-        assert_eq!(
-            Config::from_env(&Env::from_pairs(pairs)).expect_err("must fail").var,
-            "STAMPEDE_PAYMENT_DECLINE_RATE"
-        );
-        for (var, bad) in [
-            ("STAMPEDE_QUEUE_ADMIT_PER_SECOND", "-1"),
-            ("STAMPEDE_QUEUE_INITIAL_ADMIT", "lots"),
-            ("STAMPEDE_SEATMAP_SNAPSHOT_MS", "0"),
-        ] {
+        for (var, bad) in [("STAMPEDE_MAX_BODY_BYTES", "1"), ("STAMPEDE_DB_POOL_SIZE", "many"), ("STAMPEDE_REDIS_PREFIX", "a:b")] {
             let mut pairs = base();
             pairs.push((var, bad));
             assert_eq!(Config::from_env(&Env::from_pairs(pairs)).expect_err("must fail").var, var);
         }
+    }
+
+    #[test]
+    fn debug_names_variables_but_never_values() {
+        let shown = format!("{:?}", Env::from_pairs(base()));
+        assert!(shown.contains("STAMPEDE_JWT_SECRET"), "{shown}");
+        assert!(!shown.contains("0123456789abcdef"), "{shown}");
     }
 }

@@ -5,6 +5,7 @@
 //! than skipping.
 
 use crate::config::{Config, Env};
+use crate::db::Migration;
 use crate::ids::random_hex;
 
 /// The value of a test variable; panics with a pointer to `scripts/test`.
@@ -12,10 +13,13 @@ pub fn test_var(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the tests through scripts/test"))
 }
 
-/// A configuration for one test: its own database (created and migrated),
-/// its own Redis key prefix, every port 0, fast password hashing, holds as
-/// short as one second.
-pub async fn test_config() -> Config {
+/// A configuration for one test: its own database (created, and migrated
+/// with `migrations`: the services' lists the test needs, e.g.
+/// `stampede_auth::MIGRATIONS`, in version order), its own Redis key prefix,
+/// its own mail directory, every port 0, fast password hashing, holds as
+/// short as one second. Each service reads its own section from
+/// `Config::env`, which holds these test settings.
+pub async fn test_config(migrations: &[Migration]) -> Config {
     let admin_url = test_var("STAMPEDE_TEST_DATABASE_URL");
     let redis_url = test_var("STAMPEDE_TEST_REDIS_URL");
     let name = format!("st_{}", random_hex(6));
@@ -28,6 +32,7 @@ pub async fn test_config() -> Config {
     let _ = conn_task.await;
     let db_url = replace_dbname(&admin_url, &name);
     let prefix = format!("t{}", random_hex(5));
+    let mail_dir = std::env::temp_dir().join(format!("stampede-mail-{}", random_hex(5))).display().to_string();
     let pairs = [
         ("STAMPEDE_DATABASE_URL", db_url.as_str()),
         ("STAMPEDE_REDIS_URL", redis_url.as_str()),
@@ -38,14 +43,14 @@ pub async fn test_config() -> Config {
         ("STAMPEDE_MIN_HOLD_SECONDS", "1"),
         ("STAMPEDE_DB_POOL_SIZE", "4"),
         ("STAMPEDE_EXPIRY_SWEEP_MS", "100"),
+        ("STAMPEDE_MAIL_DIR", mail_dir.as_str()),
     ];
     let mut cfg = Config::from_env(&Env::from_pairs(pairs)).expect("test config");
     for port in cfg.ports.values_mut() {
         *port = 0;
     }
     let pool = crate::db::pool(&cfg.database_url, 2).expect("pool");
-    crate::db::migrate(&pool).await.expect("migrate test database");
-    cfg.mail_dir = std::env::temp_dir().join(format!("stampede-mail-{}", random_hex(5))).display().to_string();
+    crate::db::migrate(&pool, migrations).await.expect("migrate test database");
     cfg
 }
 

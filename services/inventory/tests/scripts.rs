@@ -20,7 +20,7 @@ const GA: i64 = 12;
 /// An event with a seated section (2 rows x 3 seats at 5000) and a GA
 /// section (capacity 5 at 1500), on sale now, per-user limit 4.
 async fn fixture(hold_ms: i64, sale_ms: i64) -> Fx {
-    let cfg = test_config().await;
+    let cfg = test_config(&[]).await;
     let mut conn = store::connect(&cfg.redis_url).await.expect("redis");
     let scripts = Scripts::load();
     let keys = EventKeys::new(&cfg.redis_prefix, 7);
@@ -386,7 +386,7 @@ async fn finished_holds_are_forgotten_with_their_idempotency_keys_live_ones_neve
 /// An event (id 8) with one seated section SEATED of `rows` x `per_row` at
 /// 1000 and the GA section, on sale now.
 async fn seated_fixture(rows: u32, per_row: u32, hold_ms: i64, limit: i64) -> Fx {
-    let cfg = test_config().await;
+    let cfg = test_config(&[]).await;
     let mut conn = store::connect(&cfg.redis_url).await.expect("redis");
     let scripts = Scripts::load();
     let keys = EventKeys::new(&cfg.redis_prefix, 8);

@@ -17,7 +17,7 @@ struct Fx {
 }
 
 async fn fixture(events: &[i64]) -> Fx {
-    let cfg = test_config().await;
+    let cfg = test_config(&[]).await;
     let mut redis = store::connect(&cfg.redis_url).await.expect("redis");
     for e in events {
         let _: i64 = redis.sadd(events_set(&cfg.redis_prefix), e).await.expect("sadd");
@@ -135,6 +135,37 @@ async fn claims_entries_of_a_dead_consumer_and_dead_letters_after_max_deliveries
     let key = fx.stream(5);
     let info = streams::stream_info(&mut fx.redis, &key).await.expect("info").expect("exists");
     assert_eq!(info.group("g").expect("group").pending, 0, "dead-lettered entries are acked");
+}
+
+/// The delivery counts of a claim come from one `XPENDING` range per
+/// stream over this consumer's entries; when the claimer already holds many
+/// entries between the claimed ones, the range is read on until each
+/// claimed entry's count is found.
+#[tokio::test]
+async fn delivery_counts_are_exact_when_the_claimer_holds_entries_in_between() {
+    let mut fx = fixture(&[6]).await;
+    let ids = fx.add(6, 12).await;
+    let mut dead = fx.reader("g", "dead", options(300, 5)).await;
+    assert_eq!(read_n(&mut dead, 12).await.len(), 12);
+    drop(dead); // never acks
+    tokio::time::sleep(Duration::from_millis(350)).await;
+
+    let mut live = fx.reader("g", "live", ReaderOptions { batch: 2, ..options(300, 5) }).await;
+    // `live` takes the ten middle entries fresh (idle 0, no delivery
+    // counted): only the first and the last stay idle, to be claimed.
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg(fx.stream(6))
+        .arg("g")
+        .arg("live")
+        .arg(0)
+        .arg(&ids[1..11])
+        .arg("JUSTID")
+        .query_async(&mut fx.redis)
+        .await
+        .expect("xclaim");
+    let claimed = live.next_batch().await.expect("batch");
+    let got: Vec<(&str, u64)> = claimed.iter().map(|e| (e.id.as_str(), e.deliveries)).collect();
+    assert_eq!(got, vec![(ids[0].as_str(), 2), (ids[11].as_str(), 2)], "read once by `dead`, once by this claim");
 }
 
 #[tokio::test]

@@ -21,12 +21,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use stampede_common::config::{Config, Env};
+use stampede_common::db::Migration;
 use stampede_common::ids::random_hex;
 use stampede_common::store;
 use stampede_inventory::EventKeys;
 use stampede_inventory::keys::events_set;
 use stampede_inventory::streams::{self, dead_letter_key};
-use stampede_persister::{GROUP, PersisterWorker};
+use stampede_persister::{GROUP, PersisterConfig, PersisterWorker};
 use tokio::sync::watch;
 
 struct Args {
@@ -54,8 +55,8 @@ fn var(name: &str) -> Option<String> {
 }
 
 /// The deployment's stores with a fresh prefix, or scratch test stores.
-async fn config(batch: usize) -> anyhow::Result<Config> {
-    let mut config = match (var("STAMPEDE_DATABASE_URL"), var("STAMPEDE_REDIS_URL")) {
+async fn config(batch: usize) -> anyhow::Result<(Config, PersisterConfig)> {
+    let config = match (var("STAMPEDE_DATABASE_URL"), var("STAMPEDE_REDIS_URL")) {
         (Some(db_url), Some(redis_url)) => {
             let prefix = format!("bench{}", random_hex(4));
             let env = Env::from_pairs([
@@ -67,22 +68,28 @@ async fn config(batch: usize) -> anyhow::Result<Config> {
             Config::from_env(&env)?
         }
         _ if var("STAMPEDE_TEST_DATABASE_URL").is_some() && var("STAMPEDE_TEST_REDIS_URL").is_some() => {
-            stampede_common::testkit::test_config().await
+            stampede_common::testkit::test_config(&migrations()).await
         }
         _ => bail!("set STAMPEDE_DATABASE_URL and STAMPEDE_REDIS_URL (or the STAMPEDE_TEST_ pair)"),
     };
-    config.persister_batch = batch;
-    Ok(config)
+    let mut persister = PersisterConfig::from_env(&config.env)?;
+    persister.reader.batch = batch;
+    Ok((config, persister))
+}
+
+/// The tables the worker writes and reads.
+fn migrations() -> Vec<Migration> {
+    [stampede_catalog::MIGRATIONS, stampede_persister::MIGRATIONS].concat()
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = args()?;
     stampede_common::telemetry::install_metrics();
-    let config = config(args.batch).await?;
+    let (config, persister) = config(args.batch).await?;
     let prefix = config.redis_prefix.clone();
     let db = stampede_common::db::pool(&config.database_url, 4)?;
-    stampede_common::db::migrate(&db).await?;
+    stampede_common::db::migrate(&db, &migrations()).await?;
     let redis = store::connect(&config.redis_url).await?;
     let event = 1_000_000_000 + i64::from(u32::from_str_radix(&random_hex(3), 16)?);
     let keys = EventKeys::new(&prefix, event);
@@ -93,7 +100,7 @@ async fn main() -> anyhow::Result<()> {
     let mut conn = redis.clone();
     redis::cmd("SADD").arg(events_set(&prefix)).arg(event).query_async::<()>(&mut conn).await?;
 
-    let worker = Arc::new(PersisterWorker::build(&config, db.clone(), redis.clone()).with_consumer("bench"));
+    let worker = Arc::new(PersisterWorker::build(&config, &persister, db.clone(), redis.clone()).with_consumer("bench"));
     let (stop, rx) = watch::channel(false);
     let started = Instant::now();
     let task = tokio::spawn(worker.clone().run(rx));

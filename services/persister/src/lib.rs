@@ -13,12 +13,14 @@
 //! - [`rebuild`]: an event's Redis inventory from Postgres
 //!   (`stampede admin rebuild-inventory`).
 
+mod config;
 pub mod ledger;
 pub mod rebuild;
 pub mod inventory_check;
 pub mod records;
 pub mod worker;
 
+pub use config::{MIGRATIONS, PersisterConfig};
 pub use rebuild::{Rebuilt, rebuild_inventory};
 pub use inventory_check::{Report, check};
 pub use worker::{GROUP, PersisterWorker, Stats};

@@ -37,6 +37,7 @@ use stampede_inventory::{EventKeys, published_events};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
+use crate::PersisterConfig;
 use crate::ledger::{Batch, WriteError, Written};
 use crate::records::{Message, decode};
 
@@ -98,7 +99,7 @@ pub struct PersisterWorker {
 }
 
 impl PersisterWorker {
-    pub fn build(config: &Config, db: Pool, redis: Redis) -> Self {
+    pub fn build(config: &Config, persister: &PersisterConfig, db: Pool, redis: Redis) -> Self {
         describe_histogram!("persister_batch_size", Unit::Count, "Stream entries per batch the persister writes.");
         describe_histogram!(
             "persister_write_duration_seconds",
@@ -120,7 +121,7 @@ impl PersisterWorker {
             redis_url: config.redis_url.clone(),
             prefix: config.redis_prefix.clone(),
             consumer: streams::consumer_name(),
-            options: ReaderOptions::from_config(config),
+            options: persister.reader.clone(),
             maintain_every: Duration::from_secs(5),
             check_every: Duration::from_secs(30),
             hook: None,

@@ -21,12 +21,12 @@ use stampede_common::store::{self, Redis};
 use stampede_common::testkit::client::send;
 use stampede_common::testkit::{spawn, test_config};
 use stampede_inventory::keys::events_set;
-use stampede_inventory::streams::{self, dead_letter_key};
+use stampede_inventory::streams::{self, ReaderOptions, dead_letter_key};
 use stampede_inventory::*;
 use stampede_persister::ledger::{Batch, WriteError};
 use stampede_persister::worker::CommitHook;
 use stampede_common::http::WorkerEndpoints;
-use stampede_persister::{GROUP, PersisterWorker, check, rebuild_inventory};
+use stampede_persister::{GROUP, PersisterConfig, PersisterWorker, check, rebuild_inventory};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::task::{JoinHandle, JoinSet};
@@ -54,7 +54,7 @@ async fn fixture(event: i64) -> Fx {
 }
 
 async fn bare() -> Fx {
-    let cfg = test_config().await;
+    let cfg = test_config(&[stampede_catalog::MIGRATIONS, stampede_persister::MIGRATIONS].concat()).await;
     let db = stampede_common::db::pool(&cfg.database_url, 4).expect("pool");
     let redis = store::connect(&cfg.redis_url).await.expect("redis");
     let keys = EventKeys::new(&cfg.redis_prefix, 0);
@@ -143,14 +143,14 @@ impl Fx {
         }
     }
 
-    fn worker(&self, name: &str, adjust: impl FnOnce(&mut Config)) -> PersisterWorker {
+    fn worker(&self, name: &str, adjust: impl FnOnce(&mut ReaderOptions)) -> PersisterWorker {
         self.worker_on(self.db.clone(), name, adjust)
     }
 
-    fn worker_on(&self, db: Pool, name: &str, adjust: impl FnOnce(&mut Config)) -> PersisterWorker {
-        let mut cfg = self.cfg.clone();
-        adjust(&mut cfg);
-        PersisterWorker::build(&cfg, db, self.redis.clone())
+    fn worker_on(&self, db: Pool, name: &str, adjust: impl FnOnce(&mut ReaderOptions)) -> PersisterWorker {
+        let mut settings = PersisterConfig::from_env(&self.cfg.env).expect("persister config");
+        adjust(&mut settings.reader);
+        PersisterWorker::build(&self.cfg, &settings, db, self.redis.clone())
             .with_consumer(name)
             .with_reader(|o| {
                 o.block = Duration::from_millis(100);
@@ -321,7 +321,7 @@ async fn killed_mid_batch_then_restarted_every_message_lands_exactly_once() {
             })
         })
     };
-    let a = start(fx.worker("a", |c| c.persister_batch = 500).with_commit_hook(hook));
+    let a = start(fx.worker("a", |c| c.batch = 500).with_commit_hook(hook));
     tokio::time::timeout(Duration::from_secs(20), reached.notified()).await.expect("a third batch commits");
     a.task.abort();
     let _ = a.task.await;
@@ -333,8 +333,8 @@ async fn killed_mid_batch_then_restarted_every_message_lands_exactly_once() {
     // Worker b claims a's pending batch once it is idle, re-applies it
     // (idempotently) and drains the rest.
     let b = start(fx.worker("b", |c| {
-        c.persister_batch = 500;
-        c.persister_claim_idle_ms = 300;
+        c.batch = 500;
+        c.claim_idle = Duration::from_millis(300);
     }));
     fx.drained(Duration::from_secs(30)).await;
     assert_eq!(fx.persisted().await, expect.rows());
@@ -350,8 +350,8 @@ async fn two_persisters_in_parallel_no_duplicates_no_gaps() {
     let mut conn = fx.redis.clone();
     // A second group on the stream: trimming must wait for it too.
     streams::ensure_group(&mut conn, &fx.keys.stream(), "notifier", "0").await.expect("group");
-    let a = start(fx.worker("a", |c| c.persister_batch = 100));
-    let b = start(fx.worker("b", |c| c.persister_batch = 100));
+    let a = start(fx.worker("a", |c| c.batch = 100));
+    let b = start(fx.worker("b", |c| c.batch = 100));
     fx.traffic(0, 2000).await;
     fx.drained(Duration::from_secs(30)).await;
     let expect = fx.expected(&[]).await;
@@ -433,7 +433,7 @@ async fn postgres_outage_backs_off_and_the_backlog_drains() {
     let (proxy, url) = proxied(&fx).await;
     let db = stampede_common::db::pool(&url, 2).expect("pool");
 
-    let w = start(fx.worker_on(db, "w", |c| c.persister_batch = 100));
+    let w = start(fx.worker_on(db, "w", |c| c.batch = 100));
     fx.traffic(0, 400).await;
     fx.drained(Duration::from_secs(10)).await;
     let first = fx.persisted().await;
@@ -461,9 +461,9 @@ async fn entries_read_ahead_stay_ours_through_an_outage() {
     let fx = fixture(7).await;
     let (proxy, url) = proxied(&fx).await;
     let db = stampede_common::db::pool(&url, 2).expect("pool");
-    let idle = |c: &mut Config| {
-        c.persister_batch = 100;
-        c.persister_claim_idle_ms = 300;
+    let idle = |c: &mut ReaderOptions| {
+        c.batch = 100;
+        c.claim_idle = Duration::from_millis(300);
     };
     fx.traffic(0, 400).await;
     proxy.cut();
@@ -505,9 +505,9 @@ async fn a_poison_message_is_dead_lettered_while_the_rest_flows() {
     stampede_common::telemetry::install_metrics();
     let fx = fixture(4).await;
     let w = start(fx.worker("p", |c| {
-        c.persister_batch = 50;
-        c.persister_claim_idle_ms = 200;
-        c.persister_max_deliveries = 2;
+        c.batch = 50;
+        c.claim_idle = Duration::from_millis(200);
+        c.max_deliveries = 2;
     }));
     let at = now_ms().to_string();
     let malformed = fx
@@ -598,7 +598,7 @@ async fn out_of_order_and_replayed_messages_never_regress_a_record() {
     for m in story("ha", "oa", "pa", "ra") {
         fx.xadd(&m).await;
     }
-    let w = start(fx.worker("one", |c| c.persister_batch = 500));
+    let w = start(fx.worker("one", |c| c.batch = 500));
     fx.drained(Duration::from_secs(10)).await;
     w.stop().await;
     let story_b: Vec<Vec<(&str, &str)>> = story("hb", "ob", "pb", "rb")
@@ -608,7 +608,7 @@ async fn out_of_order_and_replayed_messages_never_regress_a_record() {
     for m in &story_b {
         fx.xadd(m).await;
     }
-    let w = start(fx.worker("each", |c| c.persister_batch = 1).with_reader(|o| o.linger = Duration::ZERO));
+    let w = start(fx.worker("each", |c| c.batch = 1).with_reader(|o| o.linger = Duration::ZERO));
     fx.drained(Duration::from_secs(10)).await;
     w.stop().await;
 
@@ -637,7 +637,7 @@ async fn out_of_order_and_replayed_messages_never_regress_a_record() {
     for m in story("ha", "oa", "pa", "ra").iter().chain(&story_b) {
         fx.xadd(m).await;
     }
-    let w = start(fx.worker("replay", |c| c.persister_batch = 4).with_reader(|o| o.linger = Duration::ZERO));
+    let w = start(fx.worker("replay", |c| c.batch = 4).with_reader(|o| o.linger = Duration::ZERO));
     fx.drained(Duration::from_secs(10)).await;
     w.stop().await;
     assert_eq!(ledger(&fx.db).await, (holds, payments), "a replay changes nothing");
@@ -822,7 +822,7 @@ async fn rebuild_after_losing_the_event_restores_every_sale_and_never_resells() 
     let mut fx = bare().await;
     let (event, seated, ga) = catalog_event(&fx.db, 10, 500).await;
     fx.publish(event, seated, ga, 10, 500).await;
-    let w = start(fx.worker("r", |c| c.persister_batch = 100));
+    let w = start(fx.worker("r", |c| c.batch = 100));
     fx.traffic(0, 200).await;
     fx.drained(Duration::from_secs(10)).await;
     let report = check(&fx.db, &fx.redis, &fx.cfg.redis_prefix, Some(event)).await.expect("check");
@@ -867,7 +867,7 @@ async fn rebuild_after_losing_the_event_restores_every_sale_and_never_resells() 
     }
 
     // The persister follows the rebuilt event's new stream.
-    let w = start(fx.worker("r2", |c| c.persister_batch = 100));
+    let w = start(fx.worker("r2", |c| c.batch = 100));
     fx.traffic(1000 - 10, 10).await;
     fx.drained(Duration::from_secs(10)).await;
     w.stop().await;
@@ -885,7 +885,7 @@ async fn check_counts_unpersisted_sales_as_in_flight_and_reports_real_drift() {
     let seated = &r.events[0].sections[0];
     assert_eq!((seated.sold, seated.persisted, seated.in_flight), (16, 0, 16));
 
-    let w = start(fx.worker("c", |c| c.persister_batch = 100));
+    let w = start(fx.worker("c", |c| c.batch = 100));
     fx.drained(Duration::from_secs(10)).await;
     let stats = w.stop().await;
     assert!(stats.messages > 0);

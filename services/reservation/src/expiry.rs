@@ -18,6 +18,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use stampede_common::Config;
+
+use crate::ReservationConfig;
 use stampede_common::store::Redis;
 use stampede_inventory::keys::parse_timer_key;
 use stampede_inventory::streams::{PERSISTER_GROUP, stream_info};
@@ -55,7 +57,7 @@ pub struct ExpiryWorker {
 }
 
 impl ExpiryWorker {
-    pub fn build(config: &Config, redis: Redis) -> Self {
+    pub fn build(config: &Config, reservation: &ReservationConfig, redis: Redis) -> Self {
         describe_counter!("holds_expired_total", Unit::Count, "Holds released by the expiry worker, by trigger (notification, sweep).");
         describe_histogram!(
             "hold_expiry_lag_seconds",
@@ -72,8 +74,8 @@ impl ExpiryWorker {
             redis_url: config.redis_url.clone(),
             scripts: Scripts::load(),
             prefix: config.redis_prefix.clone(),
-            sweep_every: Duration::from_millis(config.expiry_sweep_ms),
-            retention_ms: config.finished_hold_retention_ms,
+            sweep_every: Duration::from_millis(reservation.expiry_sweep_ms),
+            retention_ms: reservation.finished_hold_retention_ms,
         }
     }
 

@@ -6,6 +6,7 @@
 //! runs the same release script. It also serves the waiting room
 //! (`/api/events/{id}/queue…`), whose [`pass`]es it verifies on each hold.
 
+mod config;
 pub mod expiry;
 pub mod pass;
 mod routes;
@@ -21,6 +22,7 @@ use stampede_common::store::Redis;
 use stampede_common::token::Tokens;
 use stampede_inventory::{Admission, Scripts};
 
+pub use config::ReservationConfig;
 pub use expiry::ExpiryWorker;
 pub use pass::Passes;
 
@@ -36,7 +38,7 @@ pub struct ReservationService {
 }
 
 impl ReservationService {
-    pub fn build(config: &Config, redis: Redis, tokens: Arc<Tokens>) -> Self {
+    pub fn build(config: &Config, reservation: &ReservationConfig, redis: Redis, tokens: Arc<Tokens>) -> Self {
         describe_counter!(
             "holds_total",
             Unit::Count,
@@ -52,7 +54,7 @@ impl ReservationService {
             prefix: config.redis_prefix.clone(),
             max_body: config.max_body_bytes,
             passes: Passes::new(&config.jwt),
-            admission: Admission { initial: config.queue_initial_admit, per_second: config.queue_admit_per_second },
+            admission: Admission { initial: reservation.queue_initial_admit, per_second: reservation.queue_admit_per_second },
         }
     }
 }

@@ -19,7 +19,7 @@ use stampede_common::Config;
 use stampede_inventory::{
     ConfirmOutcome, EventKeys, EventMeta, HoldId, Payment, Scripts, SectionLayout, availability, confirm, publish, taken_seats,
 };
-use stampede_reservation::{ExpiryWorker, Passes, ReservationService};
+use stampede_reservation::{ExpiryWorker, Passes, ReservationConfig, ReservationService};
 
 const SEATED: i64 = 21;
 const GA: i64 = 22;
@@ -28,20 +28,23 @@ struct App {
     addr: SocketAddr,
     tokens: Arc<Tokens>,
     config: Config,
+    reservation: ReservationConfig,
     redis: Redis,
 }
 
 impl App {
     async fn new() -> Self {
-        Self::with(test_config().await).await
+        let config = test_config(&[]).await;
+        let reservation = ReservationConfig::from_env(&config.env).expect("reservation config");
+        Self::with(config, reservation).await
     }
 
-    async fn with(config: Config) -> Self {
+    async fn with(config: Config, reservation: ReservationConfig) -> Self {
         stampede_common::telemetry::install_metrics(); // before build, so its metric descriptions register
         let redis = store::connect(&config.redis_url).await.expect("redis");
         let tokens = Arc::new(Tokens::new(&config.jwt, 3600));
-        let addr = spawn(ReservationService::build(&config, redis.clone(), tokens.clone())).await;
-        Self { addr, tokens, config, redis }
+        let addr = spawn(ReservationService::build(&config, &reservation, redis.clone(), tokens.clone())).await;
+        Self { addr, tokens, config, reservation, redis }
     }
 
     /// Publishes event `id`: a seated section of `rows` x `per_row` at 1000
@@ -371,7 +374,7 @@ async fn lazy_expiry_without_the_worker_then_exactly_one_expiry_each() {
     assert_eq!(ga2.status, StatusCode::CREATED, "and so are its places: {}", String::from_utf8_lossy(&ga2.body));
     tokio::time::sleep(Duration::from_millis(500)).await; // the second holds lapse too
 
-    let worker = Arc::new(ExpiryWorker::build(&app.config, app.redis.clone()));
+    let worker = Arc::new(ExpiryWorker::build(&app.config, &app.reservation, app.redis.clone()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let running = tokio::spawn(worker.clone().run(stop_rx));
     // Extra sweeps racing the worker's own.
@@ -407,15 +410,16 @@ async fn keyspace_notifications_prompt_the_release() {
     // the same database the notification can lag by many seconds: this test
     // keeps its keys in a database of their own. (In production the
     // sweeper bounds that lag; notifications only make release prompter.)
-    let mut config = test_config().await;
+    let mut config = test_config(&[]).await;
     let server = config.redis_url.rsplit_once('/').map_or(config.redis_url.as_str(), |(server, _db)| server);
     config.redis_url = format!("{server}/13");
-    config.expiry_sweep_ms = 3_600_000;
+    let mut reservation = ReservationConfig::from_env(&config.env).expect("reservation config");
+    reservation.expiry_sweep_ms = 3_600_000;
     let mut conn = store::connect(&config.redis_url).await.expect("redis db 13");
     let _: () = redis::cmd("FLUSHDB").query_async(&mut conn).await.expect("flush db 13");
-    let app = App::with(config).await;
+    let app = App::with(config, reservation).await;
     let keys = app.publish(1, 1, 5, 1, 300, 4, 0).await;
-    let worker = Arc::new(ExpiryWorker::build(&app.config, app.redis.clone()));
+    let worker = Arc::new(ExpiryWorker::build(&app.config, &app.reservation, app.redis.clone()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let running = tokio::spawn(worker.run(stop_rx));
     tokio::time::sleep(Duration::from_millis(300)).await; // subscribed (the first sweep ran at once)
@@ -484,10 +488,11 @@ async fn waiting_room_join_is_idempotent_fifo_and_private() {
 /// at once, then `per_second` more each second — never sooner.
 #[tokio::test]
 async fn admission_follows_the_rate_from_the_sale_start() {
-    let mut config = test_config().await;
-    config.queue_initial_admit = 1;
-    config.queue_admit_per_second = 1;
-    let app = App::with(config).await;
+    let config = test_config(&[]).await;
+    let mut reservation = ReservationConfig::from_env(&config.env).expect("reservation config");
+    reservation.queue_initial_admit = 1;
+    reservation.queue_admit_per_second = 1;
+    let app = App::with(config, reservation).await;
     let sale = now_ms();
     app.publish_wr(1, sale).await;
     let mut tickets = Vec::new();

@@ -10,7 +10,12 @@ use anyhow::{Context, bail};
 use stampede_common::config::ROLES;
 use stampede_common::http::{self, Handler};
 use stampede_common::token::Tokens;
+use stampede_auth::AuthConfig;
+use stampede_catalog::CatalogConfig;
+use stampede_checkout::CheckoutConfig;
 use stampede_common::{Config, db, telemetry};
+use stampede_persister::PersisterConfig;
+use stampede_reservation::ReservationConfig;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -79,10 +84,17 @@ const REDIS_ONLY: [&str; 2] = ["reservation", "expiry"];
 /// on first use, so a Redis-only process never connects to Postgres at all.
 pub async fn start(config: Config, roles: &[String]) -> anyhow::Result<Running> {
     let roles = expand(roles)?;
+    // Every role's own settings, read from the same variables: a bad value
+    // fails the start naming its variable, whichever roles run.
+    let auth = AuthConfig::from_env(&config.env)?;
+    let catalog = CatalogConfig::from_env(&config.env)?;
+    let reservation = ReservationConfig::from_env(&config.env)?;
+    let checkout = CheckoutConfig::from_env(&config.env)?;
+    let persister = PersisterConfig::from_env(&config.env)?;
     telemetry::install_metrics();
     let pool = db::pool(&config.database_url, config.db_pool_size)?;
     if roles.iter().any(|r| !REDIS_ONLY.contains(r)) {
-        db::migrate(&pool).await.context("migrating at start")?;
+        db::migrate(&pool, &crate::migrations()).await.context("migrating at start")?;
     }
     let tokens = Arc::new(Tokens::new(&config.jwt, config.access_token_seconds));
     let redis = stampede_common::store::connect(&config.redis_url).await?;
@@ -92,9 +104,9 @@ pub async fn start(config: Config, roles: &[String]) -> anyhow::Result<Running> 
     for role in roles {
         let (addr, task) = match role {
             "auth" => {
-                let svc = stampede_auth::AuthService::build(&config, pool.clone(), tokens.clone());
-                if let (Some(email), Some(password)) = (&config.admin_email, &config.admin_password) {
-                    let passwords = stampede_auth::Passwords::from_config(&config);
+                let svc = stampede_auth::AuthService::build(&config, &auth, pool.clone(), tokens.clone());
+                if let (Some(email), Some(password)) = (&auth.admin_email, &auth.admin_password) {
+                    let passwords = stampede_auth::Passwords::from_config(&auth);
                     stampede_auth::create_admin(&pool, &passwords, email, password)
                         .await
                         .context("STAMPEDE_ADMIN_EMAIL: creating the admin")?;
@@ -102,34 +114,34 @@ pub async fn start(config: Config, roles: &[String]) -> anyhow::Result<Running> 
                 spawn_service(&config, role, svc, &stop_rx).await?
             }
             "catalog" => {
-                let svc = stampede_catalog::CatalogService::build(&config, pool.clone(), redis.clone(), tokens.clone());
+                let svc = stampede_catalog::CatalogService::build(&config, &catalog, pool.clone(), redis.clone(), tokens.clone());
                 spawn_service(&config, role, svc, &stop_rx).await?
             }
             "reservation" => {
-                let svc = stampede_reservation::ReservationService::build(&config, redis.clone(), tokens.clone());
+                let svc = stampede_reservation::ReservationService::build(&config, &reservation, redis.clone(), tokens.clone());
                 spawn_service(&config, role, svc, &stop_rx).await?
             }
             "checkout" => {
-                let gateway = Arc::new(stampede_checkout::MockGateway::from_config(&config));
-                let reconciler = stampede_checkout::ChargeReconciler::build(&config, pool.clone(), redis.clone(), gateway.clone());
+                let gateway = Arc::new(stampede_checkout::MockGateway::from_config(&checkout));
+                let reconciler = stampede_checkout::ChargeReconciler::build(&config, &checkout, pool.clone(), redis.clone(), gateway.clone());
                 tasks.push(tokio::spawn(Arc::new(reconciler).run(stop_rx.clone())));
-                let svc = stampede_checkout::CheckoutService::build(&config, pool.clone(), redis.clone(), tokens.clone(), gateway);
+                let svc = stampede_checkout::CheckoutService::build(&config, &checkout, pool.clone(), redis.clone(), tokens.clone(), gateway);
                 spawn_service(&config, role, svc, &stop_rx).await?
             }
             "persister" => {
-                let worker = Arc::new(stampede_persister::PersisterWorker::build(&config, pool.clone(), redis.clone()));
+                let worker = Arc::new(stampede_persister::PersisterWorker::build(&config, &persister, pool.clone(), redis.clone()));
                 tasks.push(tokio::spawn(worker.run(stop_rx.clone())));
                 let endpoints = http::WorkerEndpoints::new("persister", redis.clone(), Some(pool.clone()));
                 spawn_service(&config, role, endpoints, &stop_rx).await?
             }
             "notifier" => {
-                let worker = Arc::new(stampede_checkout::NotifierWorker::build(&config, pool.clone(), redis.clone()));
+                let worker = Arc::new(stampede_checkout::NotifierWorker::build(&config, &checkout, pool.clone(), redis.clone()));
                 tasks.push(tokio::spawn(worker.run(stop_rx.clone())));
                 let endpoints = http::WorkerEndpoints::new("notifier", redis.clone(), Some(pool.clone()));
                 spawn_service(&config, role, endpoints, &stop_rx).await?
             }
             "expiry" => {
-                let worker = Arc::new(stampede_reservation::ExpiryWorker::build(&config, redis.clone()));
+                let worker = Arc::new(stampede_reservation::ExpiryWorker::build(&config, &reservation, redis.clone()));
                 tasks.push(tokio::spawn(worker.run(stop_rx.clone())));
                 let endpoints = http::WorkerEndpoints::new("expiry", redis.clone(), None);
                 spawn_service(&config, role, endpoints, &stop_rx).await?

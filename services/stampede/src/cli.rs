@@ -86,7 +86,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             let pool = stampede_common::db::pool(&config.database_url, 1)?;
-            let n = stampede_common::db::migrate(&pool).await?;
+            let n = stampede_common::db::migrate(&pool, &crate::migrations()).await?;
             println!("migrations applied: {n}");
             Ok(())
         }
@@ -96,8 +96,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn admin(config: Config, command: AdminCommand) -> anyhow::Result<()> {
     let pool = stampede_common::db::pool(&config.database_url, 2)?;
-    stampede_common::db::migrate(&pool).await?;
-    let passwords = stampede_auth::Passwords::from_config(&config);
+    stampede_common::db::migrate(&pool, &crate::migrations()).await?;
+    let passwords = stampede_auth::Passwords::from_config(&stampede_auth::AuthConfig::from_env(&config.env)?);
     match command {
         AdminCommand::CreateAdmin { email, password } => {
             let id = stampede_auth::create_admin(&pool, &passwords, &email, &password).await?;

@@ -9,3 +9,25 @@ pub mod app;
 pub mod cli;
 
 pub use app::{Running, start};
+
+use stampede_common::db::Migration;
+
+/// Every service's migrations, in version order: each crate owns its own
+/// (`<crate>/migrations/`), and this is the one place that knows them all.
+/// A new migration takes the next free version, whichever crate owns it.
+pub fn migrations() -> Vec<Migration> {
+    [stampede_auth::MIGRATIONS, stampede_catalog::MIGRATIONS, stampede_persister::MIGRATIONS].concat()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migrations_keep_their_versions_in_order() {
+        let all = super::migrations();
+        // Databases migrated before each crate owned its migrations know
+        // them by these versions: they must never change.
+        let known: Vec<(i32, &str)> = all.iter().take(3).map(|m| (m.version, m.name)).collect();
+        assert_eq!(known, [(1, "auth"), (2, "catalog"), (3, "ledger")]);
+        assert!(all.windows(2).all(|w| w[0].version < w[1].version), "versions ascend, each used once");
+    }
+}

@@ -22,7 +22,7 @@ const START_LIMIT: Duration = Duration::from_secs(20);
 
 /// A test configuration (own Redis prefix, port 0) whose Postgres is down.
 async fn config_without_postgres() -> Config {
-    let mut config = test_config().await;
+    let mut config = test_config(&[]).await;
     config.database_url = DEAD_POSTGRES.into();
     config
 }

@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use redis::Value;
+
 use crate::keys::EventKeys;
 
 /// One delivered stream entry.
@@ -28,6 +30,13 @@ impl Entry {
     pub fn kind(&self) -> &str {
         self.field("type").unwrap_or("")
     }
+}
+
+/// An entry's fields as redis-rs's typed stream replies hold them
+/// (`redis::streams::StreamId::map`), as text; a value that is not text is
+/// left out.
+pub(super) fn text_fields(map: HashMap<String, Value>) -> HashMap<String, String> {
+    map.into_iter().filter_map(|(k, v)| Some((k, redis::from_redis_value::<String>(v).ok()?))).collect()
 }
 
 /// The dead-letter stream of an event, next to its stream (same hash tag).

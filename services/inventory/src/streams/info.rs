@@ -1,13 +1,11 @@
 //! What a stream holds and how far each group on it has got: the basis of
 //! trimming and of the stream metrics.
 
-use std::collections::HashMap;
-
-use redis::{RedisResult, Value};
+use redis::streams::{StreamInfoGroupsReply, StreamPendingReply, StreamRangeReply};
+use redis::{AsyncCommands, RedisResult};
 use stampede_common::store::Redis;
 
 use super::id::StreamId;
-use super::reply::{entry_ids, int, pairs, text};
 
 /// One group as `XINFO GROUPS` and `XPENDING` describe it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,44 +53,39 @@ impl StreamInfo {
 
 /// Describes `key` and every group on it; `None` if the stream does not exist.
 pub async fn stream_info(conn: &mut Redis, key: &str) -> RedisResult<Option<StreamInfo>> {
-    let exists: bool = redis::cmd("EXISTS").arg(key).query_async(conn).await?;
+    let exists: bool = conn.exists(key).await?;
     if !exists {
         return Ok(None);
     }
-    let length: i64 = redis::cmd("XLEN").arg(key).query_async(conn).await?;
-    let groups: Value = redis::cmd("XINFO").arg("GROUPS").arg(key).query_async(conn).await?;
-    let Value::Array(list) = groups else { return Ok(Some(StreamInfo { length: length as u64, groups: Vec::new() })) };
-    let mut out = Vec::with_capacity(list.len());
-    for g in &list {
-        let fields: HashMap<String, &Value> = pairs(g).into_iter().collect();
-        let Some(name) = fields.get("name").and_then(|v| text(v)) else { continue };
-        let last_delivered =
-            fields.get("last-delivered-id").and_then(|v| text(v)).and_then(|s| StreamId::parse(&s)).unwrap_or_default();
-        let pending = fields.get("pending").and_then(|v| int(v)).unwrap_or(0).max(0) as u64;
-        let lag = fields.get("lag").and_then(|v| int(v)).map(|n| n.max(0) as u64);
-        let consumers = fields.get("consumers").and_then(|v| int(v)).unwrap_or(0).max(0) as u64;
+    let length: u64 = conn.xlen(key).await?;
+    let groups: StreamInfoGroupsReply = conn.xinfo_groups(key).await?;
+    let mut out = Vec::with_capacity(groups.groups.len());
+    for g in groups.groups {
+        let last_delivered = StreamId::parse(&g.last_delivered_id).unwrap_or_default();
+        let pending = g.pending as u64;
+        let lag = g.lag.map(|n| n as u64);
         let mut oldest = None;
         if pending > 0 {
-            let summary: Value = redis::cmd("XPENDING").arg(key).arg(&name).query_async(conn).await?;
-            if let Value::Array(parts) = summary {
-                oldest = parts.get(1).and_then(text).and_then(|s| StreamId::parse(&s));
+            let summary: StreamPendingReply = conn.xpending(key, &g.name).await?;
+            if let StreamPendingReply::Data(data) = summary {
+                oldest = StreamId::parse(&data.start_id);
             }
         }
         if oldest.is_none() && lag != Some(0) {
             // The first entry not yet delivered, if any.
-            let next: Value = redis::cmd("XRANGE")
-                .arg(key)
-                .arg(format!("({last_delivered}"))
-                .arg("+")
-                .arg("COUNT")
-                .arg(1)
-                .query_async(conn)
-                .await?;
-            oldest = entry_ids(&next).into_iter().next();
+            let next: StreamRangeReply = conn.xrange_count(key, format!("({last_delivered}"), "+", 1).await?;
+            oldest = next.ids.first().and_then(|e| StreamId::parse(&e.id));
         }
-        out.push(GroupInfo { name, consumers, pending, lag, last_delivered, oldest_unacked: oldest });
+        out.push(GroupInfo {
+            name: g.name,
+            consumers: g.consumers as u64,
+            pending,
+            lag,
+            last_delivered,
+            oldest_unacked: oldest,
+        });
     }
-    Ok(Some(StreamInfo { length: length as u64, groups: out }))
+    Ok(Some(StreamInfo { length, groups: out }))
 }
 
 #[cfg(test)]

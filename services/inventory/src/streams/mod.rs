@@ -23,7 +23,6 @@ mod entry;
 mod id;
 mod info;
 mod reader;
-mod reply;
 mod telemetry;
 mod trim;
 

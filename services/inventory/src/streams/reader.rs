@@ -1,19 +1,26 @@
 //! The group reader: discovery of the event streams, reads of new entries,
 //! claims of a dead consumer's idle entries, acknowledgements and dead
-//! letters.
+//! letters. Replies are redis-rs's typed stream replies
+//! (`redis::streams::StreamReadReply`, `StreamAutoClaimReply`,
+//! `StreamPendingCountReply`); a claimed batch's delivery counts take one
+//! `XPENDING` range per stream, in one round trip.
 
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use metrics::counter;
 use redis::aio::MultiplexedConnection;
-use redis::{RedisError, RedisResult, Value};
-use stampede_common::Config;
+use redis::streams::{
+    StreamAutoClaimOptions, StreamAutoClaimReply, StreamKey, StreamPendingCountReply, StreamReadOptions, StreamReadReply,
+};
+use redis::{AsyncCommands, RedisError, RedisResult, Value};
+use stampede_common::config::{ConfigError, Env};
 use stampede_common::store::{self, Redis};
 
-use super::entry::{Entry, dead_letter_key};
+use super::entry::{Entry, dead_letter_key, text_fields};
+use super::id::StreamId;
 use super::telemetry::describe_metrics;
-use super::reply::{entry_list, pending_deliveries, stream_replies, text};
 use crate::keys::{EventKeys, events_set};
 
 /// The persister's consumer group: what it has acknowledged is in Postgres.
@@ -55,17 +62,19 @@ pub struct ReaderOptions {
 }
 
 impl ReaderOptions {
-    /// The persister's settings from `config`; other workers adjust fields.
-    pub fn from_config(config: &Config) -> Self {
-        Self {
-            batch: config.persister_batch,
+    /// The stream workers' settings (`STAMPEDE_PERSISTER_BATCH`,
+    /// `STAMPEDE_PERSISTER_CLAIM_IDLE_MS`, `STAMPEDE_PERSISTER_MAX_DELIVERIES`),
+    /// with the persister's timing; other workers adjust fields.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            batch: env.ranged_or("STAMPEDE_PERSISTER_BATCH", 1000, 1, 10_000)?,
             block: Duration::from_millis(1000),
             linger: Duration::from_millis(5),
-            claim_idle: Duration::from_millis(config.persister_claim_idle_ms),
-            max_deliveries: config.persister_max_deliveries,
+            claim_idle: Duration::from_millis(env.ranged_or("STAMPEDE_PERSISTER_CLAIM_IDLE_MS", 30_000, 100, 3_600_000)?),
+            max_deliveries: env.ranged_or("STAMPEDE_PERSISTER_MAX_DELIVERIES", 5, 1, 1000)?,
             rediscover: Duration::from_secs(1),
             start: "0".to_owned(),
-        }
+        })
     }
 }
 
@@ -273,20 +282,15 @@ impl GroupReader {
     /// One `XREADGROUP` of new entries over every stream, waiting up to
     /// `block` for the first one (`None`: not waiting).
     async fn read(&mut self, count: usize, block: Option<Duration>) -> anyhow::Result<Vec<Entry>> {
-        let mut cmd = redis::cmd("XREADGROUP");
-        cmd.arg("GROUP").arg(&self.group).arg(&self.consumer).arg("COUNT").arg(count);
+        let mut options = StreamReadOptions::default().group(&self.group, &self.consumer).count(count);
         if let Some(block) = block {
-            cmd.arg("BLOCK").arg(block.as_millis().max(1) as u64);
+            options = options.block(block.as_millis().max(1) as usize);
         }
-        cmd.arg("STREAMS");
-        for (_, key) in &self.streams {
-            cmd.arg(key);
-        }
-        for _ in &self.streams {
-            cmd.arg(">");
-        }
-        let conn = self.blocking().await?;
-        let reply: RedisResult<Value> = cmd.query_async(conn).await;
+        // A handle on the blocking connection (clones share it).
+        let mut conn = self.blocking().await?.clone();
+        let keys: Vec<&str> = self.streams.iter().map(|(_, k)| k.as_str()).collect();
+        let news = vec![">"; keys.len()];
+        let reply: RedisResult<Option<StreamReadReply>> = conn.xread_options(&keys, &news, &options).await;
         let reply = match reply {
             Ok(v) => v,
             Err(e) if e.code() == Some("NOGROUP") => {
@@ -302,10 +306,10 @@ impl GroupReader {
             }
         };
         let mut out = Vec::new();
-        for (key, entries) in stream_replies(&reply) {
+        for StreamKey { key, ids } in reply.map(|r| r.keys).unwrap_or_default() {
             let Some(event) = self.streams.iter().find(|(_, k)| *k == key).map(|(e, _)| *e) else { continue };
-            for (id, fields) in entries {
-                out.push(Entry { event, stream: key.clone(), id, fields, deliveries: 1 });
+            for entry in ids {
+                out.push(Entry { event, stream: key.clone(), id: entry.id, fields: text_fields(entry.map), deliveries: 1 });
             }
         }
         Ok(out)
@@ -326,16 +330,9 @@ impl GroupReader {
                 if want == 0 {
                     break;
                 }
-                let reply: RedisResult<Value> = redis::cmd("XAUTOCLAIM")
-                    .arg(&key)
-                    .arg(&self.group)
-                    .arg(&self.consumer)
-                    .arg(idle)
-                    .arg(&cursor)
-                    .arg("COUNT")
-                    .arg(want)
-                    .query_async(&mut conn)
-                    .await;
+                let options = StreamAutoClaimOptions::default().count(want);
+                let reply: RedisResult<StreamAutoClaimReply> =
+                    conn.xautoclaim_options(key.as_str(), &self.group, &self.consumer, idle, &cursor, options).await;
                 let reply = match reply {
                     Ok(v) => v,
                     Err(e) if e.code() == Some("NOGROUP") => {
@@ -344,31 +341,25 @@ impl GroupReader {
                     }
                     Err(e) => return Err(anyhow::Error::new(e).context("claiming idle stream entries")),
                 };
-                let Value::Array(parts) = reply else { break };
-                let next = parts.first().and_then(text).unwrap_or_else(|| "0-0".to_owned());
-                if let Some(entries) = parts.get(1) {
-                    for (id, fields) in entry_list(entries) {
-                        claimed.push(Entry { event, stream: key.clone(), id, fields, deliveries: 0 });
-                    }
+                // Deleted entries (nil on Redis 6, listed apart on Redis 7)
+                // are not among the claimed ones.
+                for entry in reply.claimed {
+                    claimed.push(Entry { event, stream: key.clone(), id: entry.id, fields: text_fields(entry.map), deliveries: 0 });
                 }
-                if next == "0-0" {
+                if reply.next_stream_id == "0-0" {
                     break;
                 }
-                cursor = next;
+                cursor = reply.next_stream_id;
             }
         }
         if claimed.is_empty() {
             return Ok(claimed);
         }
         // The claim counted a delivery; read each entry's count.
-        let mut pipe = redis::pipe();
-        for e in &claimed {
-            pipe.cmd("XPENDING").arg(&e.stream).arg(&self.group).arg(&e.id).arg(&e.id).arg(1);
-        }
-        let counts: Vec<Value> = pipe.query_async(&mut conn).await.context("reading delivery counts")?;
+        let counts = self.delivery_counts(&mut conn, &claimed).await?;
         let mut out = Vec::with_capacity(claimed.len());
         for (mut e, count) in claimed.into_iter().zip(counts) {
-            e.deliveries = pending_deliveries(&count).unwrap_or(1);
+            e.deliveries = count.unwrap_or(1);
             if e.deliveries > self.options.max_deliveries {
                 let why = format!("delivered {} times without acknowledgement (limit {})", e.deliveries, self.options.max_deliveries);
                 self.bury(&e, &why, "max_deliveries").await?;
@@ -380,6 +371,50 @@ impl GroupReader {
             tracing::info!(group = %self.group, consumer = %self.consumer, claimed = out.len(), "claimed idle stream entries");
         }
         Ok(out)
+    }
+
+    /// The delivery count of each of `claimed` (entries this consumer has
+    /// just claimed), in order; `None` for one no longer pending. One round
+    /// trip for the batch: per stream, one `XPENDING` of this consumer's
+    /// entries over the range the claimed ones span (with room for other
+    /// entries of this consumer in between; a range holding more of them is
+    /// read on, page by page).
+    async fn delivery_counts(&self, conn: &mut Redis, claimed: &[Entry]) -> anyhow::Result<Vec<Option<u64>>> {
+        let spans: Vec<(&str, Vec<&str>, StreamId, StreamId)> = by_stream(claimed)
+            .into_iter()
+            .filter_map(|(stream, ids)| {
+                let parsed = ids.iter().filter_map(|id| StreamId::parse(id));
+                let lo = parsed.clone().min()?;
+                let hi = parsed.max()?;
+                Some((stream, ids, lo, hi))
+            })
+            .collect();
+        let page = |ids: &[&str]| ids.len() + self.options.batch;
+        let mut pipe = redis::pipe();
+        for (stream, ids, lo, hi) in &spans {
+            pipe.xpending_consumer_count(*stream, &self.group, lo.to_string(), hi.to_string(), page(ids), &self.consumer);
+        }
+        let replies: Vec<StreamPendingCountReply> = pipe.query_async(conn).await.context("reading delivery counts")?;
+        let mut counts: HashMap<(&str, &str), u64> = HashMap::with_capacity(claimed.len());
+        for ((stream, ids, _, hi), mut reply) in spans.iter().zip(replies) {
+            let wanted: HashSet<&str> = ids.iter().copied().collect();
+            loop {
+                let full = reply.ids.len() >= page(ids);
+                let last = reply.ids.last().map(|p| p.id.clone());
+                for p in reply.ids {
+                    if let Some(id) = wanted.get(p.id.as_str()) {
+                        counts.insert((stream, id), p.times_delivered as u64);
+                    }
+                }
+                let found = wanted.iter().all(|id| counts.contains_key(&(*stream, *id)));
+                let (false, true, Some(last)) = (found, full, last) else { break };
+                reply = conn
+                    .xpending_consumer_count(*stream, &self.group, format!("({last}"), hi.to_string(), page(ids), &self.consumer)
+                    .await
+                    .context("reading delivery counts")?;
+            }
+        }
+        Ok(claimed.iter().map(|e| counts.get(&(e.stream.as_str(), e.id.as_str())).copied()).collect())
     }
 }
 
