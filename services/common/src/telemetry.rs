@@ -2,11 +2,13 @@
 //! service in it; each service's `/metrics` renders the whole process, with
 //! a `service` label telling them apart.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use hyper::StatusCode;
-use metrics::{Unit, counter, describe_counter, describe_histogram, histogram};
+use metrics::{Counter, Histogram, Unit, counter, describe_counter, describe_histogram, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
@@ -101,11 +103,27 @@ pub fn render() -> String {
     HANDLE.get().map(|h| h.render()).unwrap_or_default()
 }
 
+thread_local! {
+    /// This thread's handles of the per-request series, by service, route
+    /// and status (keyed by the labels' addresses: they are static strings,
+    /// and two addresses of one text only make two handles of one series).
+    /// Looking a labelled series up in the registry builds and hashes its
+    /// key on every call: 3–4 % of the reservation process's CPU per hold.
+    static REQUEST_SERIES: RefCell<HashMap<(usize, usize, u16), (Counter, Histogram)>> = RefCell::new(HashMap::new());
+}
+
 /// Records one answered request.
 pub fn record_request(service: &'static str, route: &'static str, status: StatusCode, elapsed: Duration) {
-    counter!("http_requests_total", "service" => service, "route" => route, "status" => status_label(status))
-        .increment(1);
-    histogram!("http_request_duration_seconds", "service" => service, "route" => route).record(elapsed.as_secs_f64());
+    REQUEST_SERIES.with_borrow_mut(|series| {
+        let (count, time) = series.entry((service.as_ptr() as usize, route.as_ptr() as usize, status.as_u16())).or_insert_with(|| {
+            (
+                counter!("http_requests_total", "service" => service, "route" => route, "status" => status_label(status)),
+                histogram!("http_request_duration_seconds", "service" => service, "route" => route),
+            )
+        });
+        count.increment(1);
+        time.record(elapsed.as_secs_f64());
+    });
 }
 
 fn status_label(status: StatusCode) -> &'static str {

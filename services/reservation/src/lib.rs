@@ -35,6 +35,7 @@ pub struct ReservationService {
     max_body: usize,
     passes: Passes,
     admission: Admission,
+    metrics: routes::HoldMetrics,
 }
 
 impl ReservationService {
@@ -55,6 +56,7 @@ impl ReservationService {
             max_body: config.max_body_bytes,
             passes: Passes::new(&config.jwt),
             admission: Admission { initial: reservation.queue_initial_admit, per_second: reservation.queue_admit_per_second },
+            metrics: routes::HoldMetrics::register(),
         }
     }
 }

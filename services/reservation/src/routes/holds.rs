@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
-use metrics::{counter, histogram};
+use metrics::{Counter, Histogram, counter, histogram};
 use serde::{Deserialize, Serialize};
 use stampede_common::Problem;
 use stampede_common::clock::{now_ms, rfc3339_ms};
@@ -80,8 +80,32 @@ fn view<'a>(id: &HoldId, rec: &'a HoldRecord, now: i64) -> HoldView<'a> {
     }
 }
 
-fn outcome(label: &'static str) {
-    counter!("holds_total", "outcome" => label).increment(1);
+/// The hold route's series, registered once: a labelled series looked up
+/// in the registry on every request builds and hashes its key each time.
+pub(crate) struct HoldMetrics {
+    outcomes: Vec<(&'static str, Counter)>,
+    hold: Histogram,
+    hold_best: Histogram,
+}
+
+impl HoldMetrics {
+    const OUTCOMES: [&'static str; 7] =
+        ["created", "replayed", "unavailable", "limit_exceeded", "not_on_sale", "queue_pass_required", "invalid"];
+
+    pub(crate) fn register() -> Self {
+        Self {
+            outcomes: Self::OUTCOMES.iter().map(|o| (*o, counter!("holds_total", "outcome" => *o))).collect(),
+            hold: histogram!("redis_script_duration_seconds", "script" => "hold"),
+            hold_best: histogram!("redis_script_duration_seconds", "script" => "hold_best"),
+        }
+    }
+
+    fn outcome(&self, label: &'static str) {
+        match self.outcomes.iter().find(|(o, _)| *o == label) {
+            Some((_, c)) => c.increment(1),
+            None => counter!("holds_total", "outcome" => label).increment(1),
+        }
+    }
 }
 
 pub(crate) async fn create(svc: &ReservationService, event: Option<i64>, req: Request<Incoming>) -> Result<Resp, Problem> {
@@ -111,7 +135,7 @@ pub(crate) async fn create(svc: &ReservationService, event: Option<i64>, req: Re
     let (script, seat_ids, section, result) = match (body.seats, body.section_id, body.quantity, body.adjacent) {
         (Some(seats), None, None, None) => {
             if seats.is_empty() || seats.len() > MAX_PER_REQUEST {
-                outcome("invalid");
+                svc.metrics.outcome("invalid");
                 return Err(Problem::bad_request("invalid_seats", format!("name 1 to {MAX_PER_REQUEST} seats")));
             }
             let mut refs = Vec::with_capacity(seats.len());
@@ -123,13 +147,13 @@ pub(crate) async fn create(svc: &ReservationService, event: Option<i64>, req: Re
                 }
             }
             if !malformed.is_empty() {
-                outcome("invalid");
+                svc.metrics.outcome("invalid");
                 return Err(Problem::bad_request("unknown_seats", "seat ids look like \"<section_id>:<row>:<number>\"")
                     .with("seats", malformed));
             }
             for (i, r) in refs.iter().enumerate() {
                 if refs[..i].contains(r) {
-                    outcome("invalid");
+                    svc.metrics.outcome("invalid");
                     return Err(Problem::bad_request("duplicate_seats", format!("seat {} is named twice", r.id())));
                 }
             }
@@ -139,7 +163,7 @@ pub(crate) async fn create(svc: &ReservationService, event: Option<i64>, req: Re
         (None, Some(section), Some(quantity), adjacent) => {
             let section = section.parse().ok_or_else(|| Problem::bad_request("unknown_section", "no such section"))?;
             if quantity < 1 || quantity > MAX_PER_REQUEST as i64 {
-                outcome("invalid");
+                svc.metrics.outcome("invalid");
                 return Err(Problem::bad_request("invalid_quantity", format!("quantity must be 1 to {MAX_PER_REQUEST}")));
             }
             // One call whatever the section's kind: the script holds places
@@ -148,17 +172,18 @@ pub(crate) async fn create(svc: &ReservationService, event: Option<i64>, req: Re
             ("hold_best", Vec::new(), Some(section), hold_best(&mut conn, &svc.scripts, &keys, &request, section, quantity, adjacent).await)
         }
         _ => {
-            outcome("invalid");
+            svc.metrics.outcome("invalid");
             return Err(Problem::bad_request(
                 "invalid_body",
                 "send either {\"seats\": [seat_id, …]} or {\"section_id\": …, \"quantity\": n, \"adjacent\": true|false}",
             ));
         }
     };
-    histogram!("redis_script_duration_seconds", "script" => script).record(started.elapsed().as_secs_f64());
+    let script_time = if script == "hold" { &svc.metrics.hold } else { &svc.metrics.hold_best };
+    script_time.record(started.elapsed().as_secs_f64());
     match result? {
         HoldOutcome::Held { expires_ms, amount_cents, quantity, seats } => {
-            outcome("created");
+            svc.metrics.outcome("created");
             // Seats the script chose (best available) make a seated hold;
             // none, with a section, a general-admission one.
             let (seats, section) = if seats.is_empty() { (seat_ids, section) } else { (seats, None) };
@@ -177,7 +202,7 @@ pub(crate) async fn create(svc: &ReservationService, event: Option<i64>, req: Re
             Ok(resp)
         }
         HoldOutcome::Duplicate(token) => {
-            outcome("replayed");
+            svc.metrics.outcome("replayed");
             let prior = HoldId { event, token };
             let rec = read_hold(&mut conn, &keys, &prior.token)
                 .await?
@@ -188,23 +213,23 @@ pub(crate) async fn create(svc: &ReservationService, event: Option<i64>, req: Re
             Ok(resp)
         }
         HoldOutcome::Unavailable(seats) => {
-            outcome("unavailable");
+            svc.metrics.outcome("unavailable");
             Err(Problem::conflict("unavailable", "some seats are no longer available").with("seats", seats))
         }
         HoldOutcome::SoldOut { available } => {
-            outcome("unavailable");
+            svc.metrics.outcome("unavailable");
             Err(Problem::conflict("unavailable", format!("only {available} places are left in this section"))
                 .with("seats", Vec::<String>::new())
                 .with("available", available))
         }
         HoldOutcome::NoBlock { available } => {
-            outcome("unavailable");
+            svc.metrics.outcome("unavailable");
             Err(Problem::conflict("unavailable", "no seats as asked are free in this section")
                 .with("seats", Vec::<String>::new())
                 .with("available", available))
         }
         HoldOutcome::Limit { used, limit } => {
-            outcome("limit_exceeded");
+            svc.metrics.outcome("limit_exceeded");
             Err(Problem::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "limit_exceeded",
@@ -214,18 +239,18 @@ pub(crate) async fn create(svc: &ReservationService, event: Option<i64>, req: Re
             .with("used", used))
         }
         HoldOutcome::NotOnSale => {
-            outcome("not_on_sale");
+            svc.metrics.outcome("not_on_sale");
             Err(Problem::forbidden("not_on_sale", "this event is not on sale yet"))
         }
         HoldOutcome::QueuePassRequired => {
-            outcome("queue_pass_required");
+            svc.metrics.outcome("queue_pass_required");
             Err(Problem::forbidden(
                 "queue_pass_required",
                 "this event has a waiting room: join its queue and send the pass it gives you as X-Queue-Pass",
             ))
         }
         HoldOutcome::Unknown(seats) => {
-            outcome("invalid");
+            svc.metrics.outcome("invalid");
             if script == "hold_best" {
                 Err(Problem::bad_request("unknown_section", "no such section in this event"))
             } else {
@@ -233,11 +258,11 @@ pub(crate) async fn create(svc: &ReservationService, event: Option<i64>, req: Re
             }
         }
         HoldOutcome::NotFound => {
-            outcome("invalid");
+            svc.metrics.outcome("invalid");
             Err(Problem::not_found("no such event on sale"))
         }
         HoldOutcome::Bad(why) => {
-            outcome("invalid");
+            svc.metrics.outcome("invalid");
             Err(Problem::bad_request("invalid_body", why))
         }
     }

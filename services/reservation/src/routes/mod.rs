@@ -10,6 +10,8 @@ use stampede_common::http::{self, Routed};
 
 use crate::ReservationService;
 
+pub(crate) use holds::HoldMetrics;
+
 pub(crate) async fn route(svc: &ReservationService, req: Request<Incoming>) -> Routed {
     let Some((seg, n)) = http::segments::<5>(req.uri().path()) else { return http::not_found() };
     match (&seg[..n], req.method()) {
