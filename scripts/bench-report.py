@@ -75,6 +75,11 @@ print(f"  expiry run: {exp['EXP_CREATED']:.0f} holds of 2 s, {exp['EXP_EXPIRED']
 if exp["EXP_EXPIRED"] != exp["EXP_CREATED"]:
     problems.append(f"expiry run: {exp['EXP_CREATED']:.0f} holds but {exp['EXP_EXPIRED']:.0f} hold.expired")
 print("  (the nginx row's service CPU is the whole stack process: it includes the persister writing the holds)")
+if os.path.exists(os.path.join(bench, "persister.env")):
+    p = env("persister.env")
+    want = 2 * direct["RATE"]
+    print(f"{'persister (persister_bench, batch 500)':48} {p['PERSIST_RATE']:9.0f} messages/s of {p['PERSIST_MESSAGES']:.0f}"
+          f"; target ≥ 2 × the direct hold rate = {want:.0f}/s: {'met' if p['PERSIST_RATE'] >= want else 'not met'}")
 for label, r in (("direct", direct), ("nginx", nginx)):
     if r["ERRORS"] > 0:
         problems.append(f"lean {label}: {int(r['ERRORS'])} requests were not 201")
