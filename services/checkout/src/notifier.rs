@@ -15,6 +15,7 @@ use anyhow::Context;
 use deadpool_postgres::Pool;
 use metrics::{Unit, counter, describe_counter};
 use stampede_common::Config;
+use stampede_common::backoff::Backoff;
 use stampede_common::clock::rfc3339;
 use stampede_common::http;
 use stampede_common::ids::random_hex;
@@ -65,14 +66,14 @@ impl NotifierWorker {
     /// is acknowledged only once its e-mail is in the sink.
     pub async fn run(self: Arc<Self>, stop: watch::Receiver<bool>) {
         let mut stopped = std::pin::pin!(http::stopped(stop));
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         let mut events: HashMap<i64, EventInfo> = HashMap::new();
         let mut reader = loop {
             match GroupReader::new(&self.redis_url, self.redis.clone(), &self.prefix, GROUP, &consumer_name(), self.options.clone()).await {
                 Ok(r) => break r,
                 Err(e) => {
                     tracing::warn!(error = %e, "notifier cannot start its reader; retrying");
-                    tokio::select! { _ = tokio::time::sleep(backoff) => {}, _ = &mut stopped => return }
+                    tokio::select! { _ = tokio::time::sleep(backoff.next_delay()) => {}, _ = &mut stopped => return }
                 }
             }
         };
@@ -86,11 +87,10 @@ impl NotifierWorker {
                 Err(e) => Err(e),
             };
             match result {
-                Ok(()) => backoff = Duration::from_millis(100),
+                Ok(()) => backoff.reset(),
                 Err(e) => {
                     tracing::warn!(error = %e, "notifier batch failed; retrying");
-                    tokio::select! { _ = tokio::time::sleep(backoff) => {}, _ = &mut stopped => return }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    tokio::select! { _ = tokio::time::sleep(backoff.next_delay()) => {}, _ = &mut stopped => return }
                 }
             }
         }

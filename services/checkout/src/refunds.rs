@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
+use stampede_common::backoff::Backoff;
 use stampede_common::clock::now_ms;
 use stampede_inventory::EventKeys;
 
@@ -24,9 +25,10 @@ pub(crate) fn transient(e: &redis::RedisError) -> bool {
         || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading)
 }
 
-/// Refunds `charge` at the provider, trying five times over about 1.5 s.
+/// Refunds `charge` at the provider, trying five times (waits of up to 50,
+/// 100, 200 and 400 ms between them, jittered).
 pub(crate) async fn refund_at_provider<G: PaymentGateway>(gateway: &G, charge: &str) -> Result<(), GatewayError> {
-    let mut delay = Duration::from_millis(50);
+    let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_millis(400));
     let mut tries = 0;
     loop {
         match gateway.refund(charge).await {
@@ -34,8 +36,7 @@ pub(crate) async fn refund_at_provider<G: PaymentGateway>(gateway: &G, charge: &
             Err(e) if tries >= 4 => return Err(e),
             Err(_) => {
                 tries += 1;
-                tokio::time::sleep(delay).await;
-                delay *= 2;
+                tokio::time::sleep(backoff.next_delay()).await;
             }
         }
     }
@@ -68,14 +69,13 @@ pub(crate) async fn announce_refund(redis: &stampede_common::store::Redis, keys:
         ("reason", r.reason),
         ("at", &at),
     ];
-    let mut delay = Duration::from_millis(50);
+    let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
     let deadline = Instant::now() + CONFIRM_PATIENCE;
     loop {
         match conn.xadd::<_, _, _, _, String>(keys.stream(), "*", &fields).await {
             Ok(_) => return Ok(()),
-            Err(e) if transient(&e) && Instant::now() + delay < deadline => {
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(1));
+            Err(e) if transient(&e) && Instant::now() + backoff.ceiling() < deadline => {
+                tokio::time::sleep(backoff.next_delay()).await;
             }
             Err(e) => return Err(e),
         }

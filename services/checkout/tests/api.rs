@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hyper::{Method, StatusCode};
 use redis::AsyncCommands;
@@ -352,6 +352,21 @@ async fn the_reconciler_reads_postgres_for_holds_redis_no_longer_keeps() {
     assert!(refunded(&app, &on_lapsed));
 }
 
+/// Runs reconciler passes until one satisfies `done` (10 s at most); every
+/// pass before it must have changed nothing (only waited).
+async fn passes_until(reconciler: &ChargeReconciler<MockGateway>, done: impl Fn(&Pass) -> bool) -> Pass {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let pass = reconciler.pass().await.expect("pass");
+        if done(&pass) {
+            return pass;
+        }
+        assert_eq!((pass.refunded, pass.kept, pass.failed), (0, 0, 0), "a pass before the hold lapsed changed something: {pass:?}");
+        assert!(Instant::now() < deadline, "the hold never lapsed for the reconciler: {pass:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn the_reconciler_refunds_a_charge_whose_hold_lapsed_unprocessed() {
     // No expiry worker runs: the hold is still `held` in Redis, past its time.
@@ -363,9 +378,8 @@ async fn the_reconciler_refunds_a_charge_whose_hold_lapsed_unprocessed() {
     let charge = stranded_charge(&app, 7, &hold, "lapsing").await;
     let live = reconciler.pass().await.expect("pass");
     assert_eq!((live.waiting, live.refunded), (1, 0), "a live hold's charge waits: {live:?}");
-    // Past its expiry and the clock margin, by Redis's clock.
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
-    let lapsed = reconciler.pass().await.expect("pass");
+    // Once past its expiry and the clock margin, by Redis's clock, a pass refunds it.
+    let lapsed = passes_until(&reconciler, |p| p.waiting == 0).await;
     assert_eq!((lapsed.waiting, lapsed.refunded), (0, 1), "{lapsed:?}");
     assert!(refunded(&app, &charge));
 }
@@ -376,12 +390,12 @@ async fn the_reconciler_refunds_a_charge_whose_hold_lapsed_unprocessed() {
 /// order (201). It must not refund the charge that paid for the order.
 #[tokio::test]
 async fn a_twin_request_finding_the_hold_paid_with_its_charge_answers_with_that_order() {
-    let app = App::new(300, 60_000, 4).await;
+    let app = App::new(600, 60_000, 4).await;
     let hold = app.hold(3, json!({"seats": [seat(5, 1)]})).await;
     let id = HoldId::parse(&hold).expect("hold id");
     // The twin's charge, under the provider key the route uses for this key.
     let charge = stranded_charge(&app, 3, &hold, &format!("{hold}:3:twin-1")).await;
-    // This request passes the early checks (the hold is live) and waits 300 ms
+    // This request passes the early checks (the hold is live) and waits 600 ms
     // on the provider, which hands it the same charge...
     let pending = {
         let auth = format!("Bearer {}", app.token(3));
@@ -392,9 +406,15 @@ async fn a_twin_request_finding_the_hold_paid_with_its_charge_answers_with_that_
             send(addr, Method::POST, &path, &headers, Some(br#"{"payment_method":"pm_card_visa"}"#.to_vec())).await
         })
     };
-    // ... while the twin confirms with it.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // ... while the twin confirms with it: once the request has claimed its
+    // key it has read the hold (live) and goes on to the provider.
     let mut conn = app.redis.clone();
+    let claim = app.keys.pay_idem("3", "twin-1");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !conn.exists::<_, bool>(&claim).await.expect("exists") {
+        assert!(Instant::now() < deadline, "the request never claimed its key");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let pay = Payment { order: "0123456789abcdef0123456789abcdef", payment: "pay_twin", charge: &charge, method: "pm_card_visa" };
     let out = confirm(&mut conn, &Scripts::load(), &app.keys, &id.token, "3", &pay).await.expect("confirm");
     assert!(matches!(out, stampede_inventory::ConfirmOutcome::Confirmed { .. }), "{out:?}");
@@ -433,8 +453,8 @@ async fn the_reconciler_never_refunds_a_charge_postgres_has_as_captured() {
         ))
         .await
         .expect("rows");
-    tokio::time::sleep(Duration::from_millis(2_500)).await; // lapsed in Redis, past the margin
-    let pass = reconciler.pass().await.expect("pass");
+    // Lapsed in Redis, past the margin: the pass no longer waits, and keeps it.
+    let pass = passes_until(&reconciler, |p| p.waiting == 0).await;
     assert_eq!((pass.kept, pass.refunded), (1, 0), "{pass:?}");
     assert!(!refunded(&app, &charge));
 }

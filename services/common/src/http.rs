@@ -40,6 +40,33 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
 /// `Connection: close`) before it closes the idle ones.
 pub const DRAIN_SETTLE: Duration = Duration::from_millis(300);
 
+/// The server's time limits. [`Default`] is production's (the constants
+/// above); tests of the limits themselves shorten them so a slow-client
+/// test takes a second, not ten.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// A connection whose request headers take longer is closed.
+    pub header_read: Duration,
+    /// A request whose body takes longer is answered 408 ([`read_body`]).
+    pub body_read: Duration,
+    /// How long open connections stay usable once a stop begins.
+    pub drain_settle: Duration,
+    /// How long a stop then waits for requests in flight.
+    pub drain: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self { header_read: HEADER_READ_TIMEOUT, body_read: BODY_READ_TIMEOUT, drain_settle: DRAIN_SETTLE, drain: DRAIN_TIMEOUT }
+    }
+}
+
+tokio::task_local! {
+    /// The body read limit of the server handling the current request: set
+    /// by [`serve_with`] around each handler, read by [`read_body`].
+    static BODY_READ: Duration;
+}
+
 /// One service's routes and readiness.
 pub trait Handler: Send + Sync + 'static {
     /// The service name used in metrics and logs.
@@ -100,10 +127,15 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 /// then idle connections are closed and in-flight requests are awaited (up
 /// to [`DRAIN_TIMEOUT`]).
 pub async fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>, shutdown: impl Future<Output = ()>) {
+    serve_with(listener, handler, Timeouts::default(), shutdown).await;
+}
+
+/// [`serve`] with time limits of its own.
+pub async fn serve_with<H: Handler>(listener: TcpListener, handler: Arc<H>, timeouts: Timeouts, shutdown: impl Future<Output = ()>) {
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     let mut builder = http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).keep_alive(true);
+    builder.timer(TokioTimer::new()).header_read_timeout(timeouts.header_read).keep_alive(true);
     let draining = Arc::new(AtomicBool::new(false));
     let spawn_conn = |stream: tokio::net::TcpStream| {
         let _ = stream.set_nodelay(true);
@@ -112,7 +144,8 @@ pub async fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>, shutdown:
         let svc = service_fn(move |req| {
             let h = h.clone();
             let draining = draining.clone();
-            async move { Ok::<_, std::convert::Infallible>(dispatch(&*h, req, &draining).await) }
+            let served = async move { Ok::<_, std::convert::Infallible>(dispatch(&*h, req, &draining).await) };
+            BODY_READ.scope(timeouts.body_read, served)
         });
         let conn = builder.serve_connection(TokioIo::new(stream), svc);
         let conn = graceful.watch(conn);
@@ -142,8 +175,8 @@ pub async fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>, shutdown:
     }
     drop(listener);
     tracing::info!(service = handler.name(), "draining connections");
-    tokio::time::sleep(DRAIN_SETTLE).await;
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+    tokio::time::sleep(timeouts.drain_settle).await;
+    if tokio::time::timeout(timeouts.drain, graceful.shutdown()).await.is_err() {
         tracing::warn!(service = handler.name(), "drain timed out");
     }
 }
@@ -229,10 +262,12 @@ pub fn empty(status: StatusCode) -> Resp {
 }
 
 /// Reads the whole body, refusing more than `limit` bytes (413) and clients
-/// slower than [`BODY_READ_TIMEOUT`] (408).
+/// slower than the server's body read limit (408; [`BODY_READ_TIMEOUT`]
+/// unless the server was given other [`Timeouts`]).
 pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Problem> {
     let read = Limited::new(body, limit).collect();
-    match tokio::time::timeout(BODY_READ_TIMEOUT, read).await {
+    let within = BODY_READ.try_with(|d| *d).unwrap_or(BODY_READ_TIMEOUT);
+    match tokio::time::timeout(within, read).await {
         Err(_) => Err(Problem::new(StatusCode::REQUEST_TIMEOUT, "body_timeout", "the request body arrived too slowly")),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,

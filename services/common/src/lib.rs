@@ -4,11 +4,13 @@
 //! `STAMPEDE_*` variables ([`config`]), a hyper server with graceful shutdown
 //! and the `/healthz`, `/readyz`, `/metrics` endpoints ([`http`]), RFC 9457
 //! problem responses ([`problem`]), local access-token verification
-//! ([`token`]), metrics and logs ([`telemetry`]), and the Postgres and Redis
-//! stores ([`db`], [`store`]). `testkit` (feature `testkit`, turned on by
+//! ([`token`]), metrics and logs ([`telemetry`]), the Postgres and Redis
+//! stores ([`db`], [`store`]) and the jittered waits of every retry loop
+//! ([`backoff`]). `testkit` (feature `testkit`, turned on by
 //! the other crates' dev-dependencies only) spins up isolated stores for
 //! tests.
 
+pub mod backoff;
 pub mod clock;
 pub mod config;
 pub mod db;

@@ -3,6 +3,22 @@
 //! `scripts/test` starts (`STAMPEDE_TEST_DATABASE_URL`,
 //! `STAMPEDE_TEST_REDIS_URL`). A test run without them fails loudly rather
 //! than skipping.
+//!
+//! Test databases are dropped by later tests, not by their own: nextest runs
+//! each test in a process of its own that simply exits (no destructor or
+//! teardown runs, and a failing or killed test would skip one anyway). So
+//! each database's name carries its creation time (`st_<unix secs>_<hex>`),
+//! and every `test_config` first drops the test databases older than
+//! [`STALE_AFTER`]: by then the test that made it is over (the CI profile
+//! of `.config/nextest.toml` terminates a test after two minutes, the
+//! longest after five), and one still connected is refused by Postgres (no
+//! `FORCE`) and left for later. One test sweeps at a time (an advisory
+//! lock; the others skip rather than queue on the same drops) and drops a
+//! few databases only, so the sweep after a run is spread over the next
+//! run's tests instead of stalling its first ones. What stays behind is
+//! about the databases of the last ten minutes' tests.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::{Config, Env};
 use crate::db::Migration;
@@ -13,6 +29,19 @@ pub fn test_var(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the tests through scripts/test"))
 }
 
+/// How old a test database must be before another test drops it.
+pub const STALE_AFTER: Duration = Duration::from_secs(10 * 60);
+
+/// The prefix of every test database's name.
+const DB_PREFIX: &str = "st_";
+
+/// How many stale databases one `test_config` drops at most (a drop takes
+/// about a tenth of a second; a run makes a database per test).
+const DROPS_PER_TEST: usize = 3;
+
+/// The advisory lock the sweeping test holds ("stmpdb").
+const SWEEP_LOCK: i64 = 0x73_74_6d_70_64_62;
+
 /// A configuration for one test: its own database (created, and migrated
 /// with `migrations`: the services' lists the test needs, e.g.
 /// `stampede_auth::MIGRATIONS`, in version order), its own Redis key prefix,
@@ -22,11 +51,13 @@ pub fn test_var(name: &str) -> String {
 pub async fn test_config(migrations: &[Migration]) -> Config {
     let admin_url = test_var("STAMPEDE_TEST_DATABASE_URL");
     let redis_url = test_var("STAMPEDE_TEST_REDIS_URL");
-    let name = format!("st_{}", random_hex(6));
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    let name = format!("{DB_PREFIX}{now}_{}", random_hex(6));
     let (client, conn) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
         .await
         .expect("connect to the test Postgres");
     let conn_task = tokio::spawn(conn);
+    drop_stale_databases(&client, now).await;
     client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create test database");
     drop(client);
     let _ = conn_task.await;
@@ -54,6 +85,35 @@ pub async fn test_config(migrations: &[Migration]) -> Config {
     cfg
 }
 
+/// Drops up to [`DROPS_PER_TEST`] of the test databases made more than
+/// [`STALE_AFTER`] before `now` (Unix seconds), oldest first, and those
+/// named before names carried a time; nothing if another test is sweeping.
+/// Best effort: a database still in use is skipped.
+async fn drop_stale_databases(client: &tokio_postgres::Client, now: u64) {
+    let locked = client.query_one("SELECT pg_try_advisory_lock($1)", &[&SWEEP_LOCK]).await.map(|r| r.get::<_, bool>(0));
+    if !matches!(locked, Ok(true)) {
+        return;
+    }
+    let rows = client.query("SELECT datname FROM pg_database WHERE datname LIKE 'st\\_%' ORDER BY datname", &[]).await.unwrap_or_default();
+    let stale = rows.iter().map(|r| r.get::<_, String>(0)).filter(|name| is_stale(name, now));
+    for name in stale.take(DROPS_PER_TEST) {
+        if let Err(e) = client.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).await {
+            tracing::debug!(database = %name, error = %e, "stale test database not dropped");
+        }
+    }
+    let _ = client.query_one("SELECT pg_advisory_unlock($1)", &[&SWEEP_LOCK]).await;
+}
+
+/// Whether the test database `name` is older than [`STALE_AFTER`] at `now`.
+fn is_stale(name: &str, now: u64) -> bool {
+    let Some(rest) = name.strip_prefix(DB_PREFIX) else { return false };
+    match rest.split_once('_').and_then(|(secs, _)| secs.parse::<u64>().ok()) {
+        Some(created) => now.saturating_sub(created) > STALE_AFTER.as_secs(),
+        // `st_<12 hex digits>`: made before names carried their time.
+        None => rest.len() == 12 && rest.bytes().all(|b| b.is_ascii_hexdigit()),
+    }
+}
+
 /// `postgres://u@h:p/db?x` with the database replaced by `name`.
 fn replace_dbname(url: &str, name: &str) -> String {
     let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
@@ -75,6 +135,21 @@ mod tests {
         assert_eq!(super::replace_dbname("postgres://p@127.0.0.1:5/postgres", "x"), "postgres://p@127.0.0.1:5/x");
         assert_eq!(super::replace_dbname("postgres://p@h:5/a?sslmode=disable", "x"), "postgres://p@h:5/x?sslmode=disable");
         assert_eq!(super::replace_dbname("postgres://p@h:5", "x"), "postgres://p@h:5/x");
+    }
+
+    #[test]
+    fn only_old_test_databases_are_stale() {
+        let now = 1_800_000_000;
+        let age = super::STALE_AFTER.as_secs();
+        let name = |secs: u64| format!("st_{secs}_{}", super::random_hex(6));
+        assert!(super::is_stale(&name(now - age - 1), now));
+        assert!(!super::is_stale(&name(now - age), now));
+        assert!(!super::is_stale(&name(now), now), "made just now");
+        assert!(!super::is_stale(&name(now + 5), now), "a clock a little ahead");
+        assert!(super::is_stale("st_6ae319a1a4e1", now), "from before names carried a time");
+        assert!(!super::is_stale("stampede", now));
+        assert!(!super::is_stale("stampede_stack", now));
+        assert!(!super::is_stale("st_other", now));
     }
 }
 

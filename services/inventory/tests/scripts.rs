@@ -43,6 +43,18 @@ fn seat(row: u32, number: u32) -> SeatRef {
 }
 
 impl Fx {
+    /// Waits until `hold` has lapsed — with `bucket_end`, until its deadline
+    /// bucket has ended too — by the clock the scripts read (Redis's, on
+    /// this host): the deadline is the one in the hold's record, so the wait
+    /// is as long as it must be, never a guess.
+    async fn wait_lapsed(&mut self, hold: &str, bucket_end: bool) {
+        let rec = read_hold(&mut self.conn, &self.keys, hold).await.expect("read").expect("exists");
+        let bucket = stampede_inventory::keys::TIMER_BUCKET_MS;
+        let until = if bucket_end { (rec.expires_ms + bucket - 1) / bucket * bucket } else { rec.expires_ms };
+        while now_ms() <= until {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
     async fn hold(&mut self, user: &str, seats: &[SeatRef]) -> (String, HoldOutcome) {
         let id = HoldId::generate(7).token;
         let req = HoldRequest { user, hold: &id, idempotency: None, queue_pass: false };
@@ -203,7 +215,8 @@ async fn lapsed_holds_are_free_before_any_worker_runs() {
     let (old, _) = fx.hold("u1", &[seat(1, 1), seat(1, 2)]).await;
     let (old_ga, _) = fx.hold_ga("u1", 2).await;
     assert_eq!(fx.avail().await, (4, 3));
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    fx.wait_lapsed(&old, false).await;
+    fx.wait_lapsed(&old_ga, false).await;
     assert!(taken_seats(&mut fx.conn, &fx.keys, SEATED, now_ms()).await.expect("map").is_empty(), "lapsed seats read free");
     let rec = read_hold(&mut fx.conn, &fx.keys, &old).await.expect("read").expect("exists");
     assert_eq!(rec.status_at(now_ms()), "expired");
@@ -234,7 +247,7 @@ async fn lapsed_holds_are_free_before_any_worker_runs() {
     // An owner's DELETE of a lapsed hold is an expiry, not a release.
     fx.set_hold_ms(300).await;
     let (late, _) = fx.hold("u4", &[seat(1, 2)]).await;
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    fx.wait_lapsed(&late, false).await;
     assert_eq!(release(&mut fx.conn, &fx.scripts, &fx.keys, &late, Reason::Released, Some("u4")).await.expect("r"), ReleaseOutcome::Expired);
 }
 
@@ -519,7 +532,7 @@ async fn lapsed_seats_come_back_with_no_worker_and_release_keeps_the_index_exact
     assert_eq!(chosen(&out).len(), 6);
     assert_eq!(fx.best("u2", 1, true).await.1, HoldOutcome::NoBlock { available: 0 });
     // Past its expiry and its deadline bucket's end: lapsed, no worker ran.
-    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    fx.wait_lapsed(&old, true).await;
     fx.set_hold_ms(600_000).await;
     let (new, out) = fx.best("u2", 2, true).await;
     assert_eq!(chosen(&out), ids(&[(1, 3), (1, 4)]), "the lapsed hold was expired and its seats held again");
@@ -558,13 +571,14 @@ async fn a_stale_index_never_double_books() {
 async fn expiry_and_confirmation_keep_the_index_exact() {
     let mut fx = seated_fixture(2, 4, 300, 50).await;
     let (a, _) = fx.best("u1", 3, true).await;
-    let (_, _) = fx.best("u2", 2, false).await;
+    let (b, _) = fx.best("u2", 2, false).await;
     fx.set_hold_ms(600_000).await;
     let (c, _) = fx.best("u3", 2, true).await;
     let order = random_hex(8);
     let pay = Payment { order: &order, payment: "pay_1", charge: "ch_1", method: "card" };
     assert!(matches!(confirm(&mut fx.conn, &fx.scripts, &fx.keys, &c, "u3", &pay).await.expect("confirm"), ConfirmOutcome::Confirmed { .. }));
-    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    fx.wait_lapsed(&a, true).await;
+    fx.wait_lapsed(&b, true).await;
     let buckets = due_buckets(&mut fx.conn, &fx.keys, now_ms(), 10).await.expect("due");
     for b in buckets {
         expire_bucket(&mut fx.conn, &fx.scripts, &fx.keys, b, 100).await.expect("expire");

@@ -54,6 +54,28 @@ impl Fx {
     async fn reader(&self, group: &str, consumer: &str, opts: ReaderOptions) -> GroupReader {
         GroupReader::new(&self.url, self.redis.clone(), &self.prefix, group, consumer, opts).await.expect("reader")
     }
+
+    /// The pending entries of `group` on `event`'s stream, as Redis sees them.
+    async fn pending(&mut self, event: i64, group: &str) -> Vec<redis::streams::StreamPendingId> {
+        let reply: redis::streams::StreamPendingCountReply =
+            self.redis.xpending_count(self.stream(event), group, "-", "+", 100).await.expect("xpending");
+        reply.ids
+    }
+
+    /// Waits until every pending entry of `group` has been idle for at least
+    /// `idle` by Redis's clock (what a claim compares against), polling for
+    /// at most ten seconds.
+    async fn wait_idle(&mut self, event: i64, group: &str, idle: Duration) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let pending = self.pending(event, group).await;
+            if !pending.is_empty() && pending.iter().all(|p| p.last_delivered_ms as u128 >= idle.as_millis()) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "pending entries never idle for {idle:?}: {pending:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
 
 /// Reads until `want` entries arrived or two seconds passed.
@@ -112,7 +134,7 @@ async fn claims_entries_of_a_dead_consumer_and_dead_letters_after_max_deliveries
     drop(dead); // never acks
 
     let mut live = fx.reader("g", "live", options(100, 2)).await;
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    fx.wait_idle(5, "g", Duration::from_millis(100)).await;
     let claimed = read_n(&mut live, 4).await;
     assert_eq!(claimed.len(), 4, "the idle entries are claimed");
     assert!(claimed.iter().all(|e| e.deliveries == 2), "{claimed:?}");
@@ -120,7 +142,7 @@ async fn claims_entries_of_a_dead_consumer_and_dead_letters_after_max_deliveries
 
     // The other two stay unacked: the next claim is their third delivery,
     // past the limit of two, so they go to the dead-letter stream.
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    fx.wait_idle(5, "g", Duration::from_millis(100)).await;
     let again = live.next_batch().await.expect("batch");
     assert!(again.is_empty(), "{again:?}");
     let dead_key = dead_letter_key(&fx.prefix, 5);
@@ -188,12 +210,17 @@ async fn dead_letter_keeps_fields_and_acks_atomically() {
 async fn keep_renews_without_counting_a_delivery() {
     let mut fx = fixture(&[8]).await;
     fx.add(8, 1).await;
-    let mut a = fx.reader("g", "a", options(150, 5)).await;
+    // Claimable once idle for 500 ms; kept each time it has been idle for
+    // 300: after three rounds it has been ours for over 900 ms, unclaimed.
+    let (claim_idle, renew_at) = (Duration::from_millis(500), Duration::from_millis(300));
+    let mut a = fx.reader("g", "a", options(claim_idle.as_millis() as u64, 5)).await;
     let got = read_n(&mut a, 1).await;
-    let mut b = fx.reader("g", "b", options(150, 5)).await;
-    for _ in 0..4 {
-        tokio::time::sleep(Duration::from_millis(60)).await;
+    let mut b = fx.reader("g", "b", options(claim_idle.as_millis() as u64, 5)).await;
+    for _ in 0..3 {
+        fx.wait_idle(8, "g", renew_at).await;
         a.keep(&got).await.expect("keep");
+        let idle = fx.pending(8, "g").await[0].last_delivered_ms;
+        assert!((idle as u128) < renew_at.as_millis(), "keep resets the idle time: {idle} ms");
         assert!(b.next_batch().await.expect("batch").is_empty(), "a kept entry is not claimed");
     }
     let pending: redis::streams::StreamPendingCountReply =

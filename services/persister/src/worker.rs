@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use deadpool_postgres::Pool;
 use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use stampede_common::Config;
+use stampede_common::backoff::Backoff;
 use stampede_common::store::Redis;
 use stampede_inventory::streams::{self, Entry, GroupReader, ReaderOptions};
 use stampede_inventory::{EventKeys, published_events};
@@ -205,7 +206,7 @@ impl PersisterWorker {
                 return;
             }
         };
-        let mut backoff = Backoff::new();
+        let mut backoff = retry_backoff();
         // Delivered, not yet written: a read over many streams may return
         // more than a batch.
         let mut backlog: Vec<Entry> = Vec::new();
@@ -239,7 +240,7 @@ impl PersisterWorker {
                 }
                 Err(e) => {
                     tracing::warn!(error = %format!("{e:#}"), "reading the streams failed; retrying");
-                    if !pause(backoff.next(), &stop).await {
+                    if !pause(backoff.next_delay(), &stop).await {
                         break;
                     }
                 }
@@ -335,7 +336,7 @@ impl PersisterWorker {
         entries: &[Entry],
         stop: &watch::Receiver<bool>,
     ) -> Option<Result<Written, String>> {
-        let mut backoff = Backoff::new();
+        let mut backoff = retry_backoff();
         loop {
             let started = Instant::now();
             let result = batch.write(&self.db).await;
@@ -355,7 +356,7 @@ impl PersisterWorker {
                     histogram!("persister_write_duration_seconds", "outcome" => "unavailable").record(elapsed);
                     counter!("persister_write_failures_total", "kind" => "unavailable").increment(1);
                     self.counters.write_failures.fetch_add(1, Ordering::Relaxed);
-                    let wait = backoff.next();
+                    let wait = backoff.next_delay();
                     tracing::warn!(error = %why, retry_in_ms = wait.as_millis() as u64, messages = entries.len(), "postgres unavailable; retrying the batch");
                     // Keep the entries ours while we wait, in steps shorter
                     // than the claim idle time.
@@ -477,24 +478,8 @@ async fn pause(d: Duration, stop: &watch::Receiver<bool>) -> bool {
     }
 }
 
-/// Exponential backoff from 50 ms to [`MAX_BACKOFF`].
-struct Backoff {
-    next: Duration,
-}
-
-impl Backoff {
-    fn new() -> Self {
-        Self { next: Duration::from_millis(50) }
-    }
-
-    fn reset(&mut self) {
-        self.next = Duration::from_millis(50);
-    }
-
-    fn next(&mut self) -> Duration {
-        let d = self.next;
-        self.next = (self.next * 2).min(MAX_BACKOFF);
-        d
-    }
+/// Jittered exponential backoff from (up to) 50 ms to [`MAX_BACKOFF`].
+fn retry_backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(50), MAX_BACKOFF)
 }
 

@@ -8,9 +8,11 @@
 //! it was issued to. Verifying it is one HMAC, with no network call — the
 //! hold path stays one Redis round trip.
 
-use sha2::{Digest, Sha256};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use stampede_common::config::JwtKeys;
 use stampede_common::ids::hex;
+use subtle::ConstantTimeEq;
 
 /// How long a pass stays valid after it is issued.
 pub const PASS_TTL_MS: i64 = 15 * 60 * 1000;
@@ -19,53 +21,37 @@ const VERSION: &str = "v1";
 /// Domain separation: the pass key is never the access-token key itself.
 const KEY_LABEL: &[u8] = b"stampede queue pass key v1";
 
-/// HMAC-SHA256 with its key's padded blocks hashed once (RFC 2104).
-#[derive(Clone)]
-struct Mac {
-    inner: Sha256,
-    outer: Sha256,
+/// HMAC-SHA256 keyed once; each signature clones the keyed state.
+type Key = Hmac<Sha256>;
+
+fn key(secret: &[u8]) -> Key {
+    Key::new_from_slice(secret).expect("HMAC takes a key of any length")
 }
 
-impl Mac {
-    fn new(key: &[u8]) -> Self {
-        let mut block = [0u8; 64];
-        if key.len() > block.len() {
-            block[..32].copy_from_slice(&Sha256::digest(key));
-        } else {
-            block[..key.len()].copy_from_slice(key);
-        }
-        let ipad: Vec<u8> = block.iter().map(|b| b ^ 0x36).collect();
-        let opad: Vec<u8> = block.iter().map(|b| b ^ 0x5c).collect();
-        Self { inner: Sha256::new_with_prefix(ipad), outer: Sha256::new_with_prefix(opad) }
+fn sign(key: &Key, parts: &[&[u8]]) -> [u8; 32] {
+    let mut mac = key.clone();
+    for p in parts {
+        mac.update(p);
     }
-
-    fn sign(&self, parts: &[&[u8]]) -> [u8; 32] {
-        let mut inner = self.inner.clone();
-        for p in parts {
-            inner.update(p);
-        }
-        let mut outer = self.outer.clone();
-        outer.update(inner.finalize());
-        outer.finalize().into()
-    }
+    mac.finalize().into_bytes().into()
 }
 
 /// Issues and verifies passes.
 pub struct Passes {
-    current: Mac,
+    current: Key,
     /// The key derived from the previous access-token secret, still accepted
     /// during a rotation (never used to issue).
-    previous: Option<Mac>,
+    previous: Option<Key>,
 }
 
 impl Passes {
     pub fn new(keys: &JwtKeys) -> Self {
-        let derive = |secret: &str| Mac::new(&Mac::new(secret.as_bytes()).sign(&[KEY_LABEL]));
+        let derive = |secret: &str| key(&sign(&key(secret.as_bytes()), &[KEY_LABEL]));
         Self { current: derive(&keys.secret), previous: keys.previous.as_ref().map(|(_, s)| derive(s)) }
     }
 
-    fn mac(key: &Mac, user: &str, event: i64, expires_ms: i64) -> String {
-        hex(&key.sign(&[event.to_string().as_bytes(), b"|", expires_ms.to_string().as_bytes(), b"|", user.as_bytes()]))
+    fn mac(key: &Key, user: &str, event: i64, expires_ms: i64) -> String {
+        hex(&sign(key, &[event.to_string().as_bytes(), b"|", expires_ms.to_string().as_bytes(), b"|", user.as_bytes()]))
     }
 
     /// A pass for `user` on `event`, valid until `expires_ms`.
@@ -86,12 +72,8 @@ impl Passes {
         }
         std::iter::once(&self.current)
             .chain(self.previous.as_ref())
-            .any(|key| constant_time_eq(Self::mac(key, user, event, expires_ms).as_bytes(), mac.as_bytes()))
+            .any(|key| bool::from(Self::mac(key, user, event, expires_ms).as_bytes().ct_eq(mac.as_bytes())))
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -106,11 +88,11 @@ mod tests {
     fn hmac_matches_rfc_4231() {
         // Test case 2, and test case 6 (a key longer than the block).
         assert_eq!(
-            hex(&Mac::new(b"Jefe").sign(&[b"what do ya want ", b"for nothing?"])),
+            hex(&sign(&key(b"Jefe"), &[b"what do ya want ", b"for nothing?"])),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
         assert_eq!(
-            hex(&Mac::new(&[0xaa; 131]).sign(&[b"Test Using Larger Than Block-Size Key - Hash Key First"])),
+            hex(&sign(&key(&[0xaa; 131]), &[b"Test Using Larger Than Block-Size Key - Hash Key First"])),
             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
         );
     }

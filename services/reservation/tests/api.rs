@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hyper::{Method, StatusCode};
 use rand::Rng;
@@ -17,7 +17,7 @@ use stampede_common::testkit::{spawn, test_config};
 use stampede_common::token::{Role, Tokens};
 use stampede_common::Config;
 use stampede_inventory::{
-    ConfirmOutcome, EventKeys, EventMeta, HoldId, Payment, Scripts, SectionLayout, availability, confirm, publish, taken_seats,
+    ConfirmOutcome, EventKeys, EventMeta, HoldId, Payment, Scripts, SectionLayout, availability, confirm, publish, read_hold, taken_seats,
 };
 use stampede_reservation::{ExpiryWorker, Passes, ReservationConfig, ReservationService};
 
@@ -117,6 +117,34 @@ impl App {
     async fn hold(&self, user: u32, event: i64, body: Value) -> Answer {
         call(self.addr, Method::POST, &format!("/api/events/{event}/holds"), Some(&self.token(user)), Some(&body)).await
     }
+}
+
+/// Waits until the hold `answer` made has lapsed and its deadline bucket
+/// has ended, by the clock the scripts read (Redis's, on this host): the
+/// deadline is the one in the hold's record, so the wait is as long as it
+/// must be, never a guess.
+async fn wait_lapsed(app: &App, keys: &EventKeys, answer: &Answer) {
+    let id = HoldId::parse(answer.json()["id"].as_str().expect("hold id")).expect("hold id");
+    let mut conn = app.redis.clone();
+    let rec = read_hold(&mut conn, keys, &id.token).await.expect("read").expect("exists");
+    let bucket = stampede_inventory::keys::TIMER_BUCKET_MS;
+    let until = (rec.expires_ms + bucket - 1) / bucket * bucket;
+    while now_ms() <= until {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The `hold.expired` entries on the event's stream, counted by hold.
+async fn expiries(app: &App, keys: &EventKeys) -> HashMap<String, usize> {
+    let mut conn = app.redis.clone();
+    let entries: redis::streams::StreamRangeReply = conn.xrange_all(keys.stream()).await.expect("xrange");
+    let mut expired: HashMap<String, usize> = HashMap::new();
+    for e in &entries.ids {
+        if e.get::<String>("type").as_deref() == Some("hold.expired") {
+            *expired.entry(e.get::<String>("hold").expect("hold")).or_default() += 1;
+        }
+    }
+    expired
 }
 
 fn seat(row: u32, n: u32) -> String {
@@ -365,14 +393,17 @@ async fn lazy_expiry_without_the_worker_then_exactly_one_expiry_each() {
     assert_eq!(first.status, StatusCode::CREATED);
     let ga = app.hold(1, 1, json!({"section_id": GA.to_string(), "quantity": 4})).await;
     assert_eq!(ga.status, StatusCode::CREATED);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_lapsed(&app, &keys, &first).await;
+    wait_lapsed(&app, &keys, &ga).await;
     let hold_path = format!("/api/holds/{}", first.json()["id"].as_str().expect("id"));
     assert_eq!(call(app.addr, Method::GET, &hold_path, Some(&app.token(1)), None).await.json()["status"], "expired");
     let second = app.hold(2, 1, json!({"seats": [seat(1, 1), seat(1, 2)]})).await;
     assert_eq!(second.status, StatusCode::CREATED, "a lapsed hold's seats are free with no worker running");
     let ga2 = app.hold(2, 1, json!({"section_id": GA.to_string(), "quantity": 4})).await;
     assert_eq!(ga2.status, StatusCode::CREATED, "and so are its places: {}", String::from_utf8_lossy(&ga2.body));
-    tokio::time::sleep(Duration::from_millis(500)).await; // the second holds lapse too
+    // The second holds lapse too.
+    wait_lapsed(&app, &keys, &second).await;
+    wait_lapsed(&app, &keys, &ga2).await;
 
     let worker = Arc::new(ExpiryWorker::build(&app.config, &app.reservation, app.redis.clone()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -381,18 +412,17 @@ async fn lazy_expiry_without_the_worker_then_exactly_one_expiry_each() {
     for _ in 0..5 {
         worker.sweep().await.expect("sweep");
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Until the worker has expired all four, then stopped: anything it
+    // appended twice is on the stream by the time it returns.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while expiries(&app, &keys).await.len() < 4 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let _ = stop_tx.send(true);
     running.await.expect("worker");
 
     let mut conn = app.redis.clone();
-    let entries: redis::streams::StreamRangeReply = conn.xrange_all(keys.stream()).await.expect("xrange");
-    let mut expired: HashMap<String, usize> = HashMap::new();
-    for e in &entries.ids {
-        if e.get::<String>("type").as_deref() == Some("hold.expired") {
-            *expired.entry(e.get::<String>("hold").expect("hold")).or_default() += 1;
-        }
-    }
+    let expired = expiries(&app, &keys).await;
     assert_eq!(expired.len(), 4, "every lapsed hold expired: {expired:?}");
     assert!(expired.values().all(|n| *n == 1), "exactly once each: {expired:?}");
     let avail = availability(&mut conn, &keys).await.expect("avail");
@@ -422,7 +452,17 @@ async fn keyspace_notifications_prompt_the_release() {
     let worker = Arc::new(ExpiryWorker::build(&app.config, &app.reservation, app.redis.clone()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let running = tokio::spawn(worker.run(stop_rx));
-    tokio::time::sleep(Duration::from_millis(300)).await; // subscribed (the first sweep ran at once)
+    // Subscribed: a client of database 13 (only this test uses it) with a
+    // pattern subscription. (The first sweep ran at once.)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let clients: String = redis::cmd("CLIENT").arg("LIST").query_async(&mut conn).await.expect("client list");
+        if clients.lines().any(|c| c.split(' ').any(|f| f == "db=13") && c.split(' ').any(|f| f.starts_with("psub=") && f != "psub=0")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the expiry worker never subscribed: {clients}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let held: HashSet<u32> = [1, 2].into();
     for u in &held {
         assert_eq!(app.hold(*u, 1, json!({"seats": [seat(1, *u)]})).await.status, StatusCode::CREATED);
@@ -762,17 +802,28 @@ async fn best_available_holds_over_http() {
 #[tokio::test]
 async fn best_available_reuses_a_lapsed_holds_seats() {
     let app = App::new().await;
-    let keys = app.publish(1, 1, 10, 1, 400, 4, 0).await;
-    assert_eq!(seats_of(&app.hold(1, 1, best(4)).await), vec![(1, 4), (1, 5), (1, 6), (1, 7)]);
-    assert_eq!(app.hold(2, 1, best(3)).await.status, StatusCode::CREATED);
-    assert_eq!(app.hold(3, 1, best(3)).await.status, StatusCode::CREATED);
+    // Holds of a second: long enough that none lapses before the row is
+    // seen full on a busy machine.
+    let keys = app.publish(1, 1, 10, 1, 1_000, 4, 0).await;
+    let first = app.hold(1, 1, best(4)).await;
+    assert_eq!(seats_of(&first), vec![(1, 4), (1, 5), (1, 6), (1, 7)]);
+    let second = app.hold(2, 1, best(3)).await;
+    assert_eq!(second.status, StatusCode::CREATED);
+    let third = app.hold(3, 1, best(3)).await;
+    assert_eq!(third.status, StatusCode::CREATED);
     problem(&app.hold(4, 1, best(1)).await, 409, "unavailable");
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    for lapsing in [&first, &second, &third] {
+        wait_lapsed(&app, &keys, lapsing).await;
+    }
     let mut conn = app.redis.clone();
     let _: () = conn.hset(keys.meta(), "hold_ms", 60_000).await.expect("hset");
-    let again = app.hold(4, 1, best(2)).await;
+    // Four seats: hold_best.lua ends lapsed holds bucket by bucket until as
+    // many holds as seats wanted are ended, so asking for more seats than
+    // there are lapsed holds ends all three, however their deadlines fall
+    // into buckets (asking for two could end two and leave one counted).
+    let again = app.hold(4, 1, best(4)).await;
     assert_eq!(again.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&again.body));
-    assert_eq!(seats_of(&again), vec![(1, 5), (1, 6)]);
-    assert_eq!(availability(&mut conn, &keys).await.expect("avail")[&SEATED].0, 8);
+    assert_eq!(seats_of(&again), vec![(1, 4), (1, 5), (1, 6), (1, 7)]);
+    assert_eq!(availability(&mut conn, &keys).await.expect("avail")[&SEATED].0, 6);
     assert_index(&app, &keys, 10).await;
 }

@@ -9,19 +9,44 @@
 //!   header read timeout, a body trickling in gets 408 after the body read
 //!   timeout, an oversized body 413 — each with the server still serving
 //!   others meanwhile.
+//!
+//! The server runs with its time limits shortened ([`TIMEOUTS`]), and the
+//! tests wait on what they can observe (a request reaching its handler,
+//! `/readyz` turning 503), never on guessed wall times.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
-use stampede_common::http::{
-    self, BODY_READ_TIMEOUT, DRAIN_SETTLE, HEADER_READ_TIMEOUT, Handler, Routed,
+use stampede_common::http::{self, Handler, Routed, Timeouts};
+use tokio::sync::Semaphore;
+
+/// The limits under test, short so that each slow-client test takes about a
+/// second. The settle window is generous: the drain test sends its requests
+/// inside it, and a loaded machine must not push them out.
+const TIMEOUTS: Timeouts = Timeouts {
+    header_read: Duration::from_secs(1),
+    body_read: Duration::from_secs(1),
+    drain_settle: Duration::from_secs(1),
+    drain: Duration::from_secs(15),
 };
 
-struct Echo;
+/// How long a test waits for something that should happen at once.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// `/slow` holds its request until the test releases it.
+struct Gate {
+    entered: AtomicBool,
+    release: Semaphore,
+}
+
+struct Echo {
+    slow: Arc<Gate>,
+}
 
 impl Handler for Echo {
     fn name(&self) -> &'static str {
@@ -31,7 +56,8 @@ impl Handler for Echo {
     async fn handle(&self, req: Request<Incoming>) -> Routed {
         match req.uri().path() {
             "/slow" => {
-                tokio::time::sleep(Duration::from_millis(800)).await;
+                self.slow.entered.store(true, Ordering::SeqCst);
+                let _permit = self.slow.release.acquire().await;
                 ("/slow", Ok(http::empty(StatusCode::NO_CONTENT)))
             }
             "/body" => match http::read_body(req.into_body(), 1024).await {
@@ -47,18 +73,32 @@ impl Handler for Echo {
     }
 }
 
-async fn start() -> (
-    SocketAddr,
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<()>,
-) {
+struct Server {
+    addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+    slow: Arc<Gate>,
+}
+
+async fn start() -> Server {
     let listener = http::bind(([127, 0, 0, 1], 0).into()).await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(http::serve(listener, Arc::new(Echo), async {
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let echo = Echo { slow: Arc::new(Gate { entered: AtomicBool::new(false), release: Semaphore::new(0) }) };
+    let slow = echo.slow.clone();
+    let task = tokio::spawn(http::serve_with(listener, Arc::new(echo), TIMEOUTS, async {
         let _ = rx.await;
     }));
-    (addr, tx, task)
+    Server { addr, stop, task, slow }
+}
+
+/// Polls `done` every 10 ms until it holds; panics with `what` after [`PATIENCE`].
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !done() {
+        assert!(Instant::now() < deadline, "gave up waiting: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Reads one response (status line, headers, `content-length` body) from a
@@ -107,7 +147,7 @@ fn get(s: &mut TcpStream, path: &str) -> std::io::Result<(u16, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graceful_stop_cuts_no_request() {
-    let (addr, stop, task) = start().await;
+    let Server { addr, stop, task, slow: gate } = start().await;
     let result = tokio::task::spawn_blocking(move || {
         // Kept-alive connections, each used once so the server sees them idle.
         let mut idle: Vec<TcpStream> = (0..4).map(|_| connect(addr)).collect();
@@ -117,9 +157,15 @@ async fn a_graceful_stop_cuts_no_request() {
         let mut slow = connect(addr);
         slow.write_all(b"GET /slow HTTP/1.1\r\nhost: t\r\n\r\n")
             .expect("send slow");
-        std::thread::sleep(Duration::from_millis(100));
+        wait_until("the slow request reaches its handler", || {
+            gate.entered.load(Ordering::SeqCst)
+        });
         stop.send(()).expect("stop");
-        std::thread::sleep(Duration::from_millis(50));
+        // The stop has begun once /readyz says so (a kept-alive connection:
+        // answers before the stop leave it open for the next poll).
+        wait_until("/readyz turns 503 once the stop begins", || {
+            get(&mut idle[3], "/readyz").expect("readyz").0 == 503
+        });
         // Sent over idle connections after the stop began: answered, then closed.
         for s in &mut idle[..3] {
             let (status, head) = get(s, "/fast")
@@ -127,8 +173,7 @@ async fn a_graceful_stop_cuts_no_request() {
             assert_eq!(status, 204);
             assert!(head.contains("connection: close"), "{head}");
         }
-        let (status, _) = get(&mut idle[3], "/readyz").expect("readyz");
-        assert_eq!(status, 503, "not ready while draining");
+        gate.release.add_permits(1);
         let (status, _) = read_response(&mut slow).expect("the request in flight completes");
         assert_eq!(status, 204);
         // The last connection was told to close: it is closed, not reset.
@@ -139,7 +184,7 @@ async fn a_graceful_stop_cuts_no_request() {
     let started = Instant::now();
     task.await.expect("server task");
     assert!(
-        started.elapsed() < DRAIN_SETTLE + Duration::from_secs(2),
+        started.elapsed() < TIMEOUTS.drain_settle + Duration::from_secs(2),
         "the drain ends once nothing is in flight"
     );
     assert_eq!(
@@ -150,15 +195,17 @@ async fn a_graceful_stop_cuts_no_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_headers_are_cut_after_the_header_timeout() {
-    let (addr, _stop, _task) = start().await;
+    // Kept to the end: dropping its stop sender would stop the server.
+    let server = start().await;
+    let addr = server.addr;
     let elapsed = tokio::task::spawn_blocking(move || {
         let mut s = connect(addr);
         let started = Instant::now();
         s.write_all(b"GET /fast HTTP/1.1\r\nx-slow: ")
             .expect("start");
-        // One byte a second: never a whole header section.
+        // A byte every tenth of the limit: never a whole header section.
         loop {
-            std::thread::sleep(Duration::from_secs(1));
+            std::thread::sleep(TIMEOUTS.header_read / 10);
             if s.write_all(b"a").is_err() {
                 break;
             }
@@ -172,7 +219,7 @@ async fn slow_headers_are_cut_after_the_header_timeout() {
                 Err(_) => break,
             }
             assert!(
-                started.elapsed() < HEADER_READ_TIMEOUT + Duration::from_secs(5),
+                started.elapsed() < TIMEOUTS.header_read + Duration::from_secs(5),
                 "still open"
             );
         }
@@ -184,14 +231,16 @@ async fn slow_headers_are_cut_after_the_header_timeout() {
     .await
     .expect("client");
     assert!(
-        elapsed >= HEADER_READ_TIMEOUT - Duration::from_millis(500),
+        elapsed >= TIMEOUTS.header_read - Duration::from_millis(50),
         "cut too early: {elapsed:?}"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_and_oversized_bodies_are_refused() {
-    let (addr, _stop, _task) = start().await;
+    // Kept to the end: dropping its stop sender would stop the server.
+    let server = start().await;
+    let addr = server.addr;
     tokio::task::spawn_blocking(move || {
         let mut big = connect(addr);
         big.write_all(b"POST /body HTTP/1.1\r\nhost: t\r\ncontent-length: 5000\r\n\r\n")
@@ -204,8 +253,10 @@ async fn slow_and_oversized_bodies_are_refused() {
         s.write_all(b"POST /body HTTP/1.1\r\nhost: t\r\ncontent-length: 100\r\n\r\n")
             .expect("head");
         let mut answer = None;
-        for _ in 0..(BODY_READ_TIMEOUT.as_secs() + 5) {
-            std::thread::sleep(Duration::from_secs(1));
+        // A byte every tenth of the limit, for at most the limit and 5 s.
+        let give_up = started + TIMEOUTS.body_read + Duration::from_secs(5);
+        while Instant::now() < give_up {
+            std::thread::sleep(TIMEOUTS.body_read / 10);
             let _ = s.write_all(b"x");
             s.set_nonblocking(true).expect("nonblocking");
             let mut probe = [0u8; 1];
@@ -218,7 +269,7 @@ async fn slow_and_oversized_bodies_are_refused() {
         }
         let (status, _) = answer.expect("an answer within the body timeout");
         assert_eq!(status, 408);
-        assert!(started.elapsed() >= BODY_READ_TIMEOUT - Duration::from_millis(500));
+        assert!(started.elapsed() >= TIMEOUTS.body_read - Duration::from_millis(50));
     })
     .await
     .expect("client");

@@ -9,6 +9,7 @@ use redis::AsyncCommands;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use stampede_common::Problem;
+use stampede_common::backoff::Backoff;
 use stampede_common::clock::{now_ms, rfc3339_ms};
 use stampede_common::http::{self, Resp};
 use stampede_common::ids::{is_token, random_hex};
@@ -163,7 +164,7 @@ async fn attempt<G: PaymentGateway>(
     // waited for (up to CONFIRM_PATIENCE), and a retry that finds the hold
     // confirmed with this very order (the first reply was lost) is our success.
     let deadline = Instant::now() + CONFIRM_PATIENCE;
-    let mut delay = Duration::from_millis(50);
+    let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
     let outcome = loop {
         match confirm(&mut conn, &svc.scripts, keys, &hold.token, user, &pay).await {
             Ok(ConfirmOutcome::AlreadyConfirmed(o)) if o == order => {
@@ -183,10 +184,9 @@ async fn attempt<G: PaymentGateway>(
                 Err(e) => return Err(Problem::from(e)),
             },
             Ok(o) => break o,
-            Err(e) if transient(&e) && Instant::now() + delay < deadline => {
+            Err(e) if transient(&e) && Instant::now() + backoff.ceiling() < deadline => {
                 tracing::warn!(error = %e, hold = %hold.public(), "confirming a captured charge: Redis unavailable; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(1));
+                tokio::time::sleep(backoff.next_delay()).await;
             }
             // Unknown whether the order exists: never refund blindly. A retry
             // with the same key re-confirms with the same charge.
