@@ -13,9 +13,9 @@ use crate::keys::EventKeys;
 use crate::reply::{int, text};
 use crate::scripts::Scripts;
 
-/// A public ticket id: `<event>-<order>-<i>`, the i-th seat (or place, from
-/// 1) of the order. The order's token is 128 random bits, so a ticket id is
-/// as unguessable as an order id, and every read checks the owner too.
+/// A public ticket id: `<event>-<order>-<i>`, the order's i-th seat or place
+/// (counted from one). The order's token is 128 random bits, so a ticket id
+/// is as unguessable as an order id, and every read checks the owner too.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct TicketId {
     pub event: i64,
