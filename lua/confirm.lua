@@ -1,11 +1,15 @@
 -- Turns a live hold into an order: its seats (or places) become sold, the
--- hold becomes confirmed, the order record is written, and
+-- hold becomes confirmed, the order record is written, each seat or place
+-- becomes a ticket owned by the buyer (version 1, `valid`), and
 -- order.confirmed + payment.captured are appended, atomically. Runs after
 -- the payment provider captured the charge; any answer but 'ok' means the
 -- caller must refund that charge.
 -- KEYS: 1 holds, 2 avail, 3 users, 4 stream, 5 ended, 6 order,
 --       7.. the seat hash of each of the hold's seats (in the order of its
 --       `seats` field), or the section's ga zset for general admission.
+--       The event's `tickets` hash is derived from the base (same hash tag):
+--       ticket `<order>-<i>` for the i-th seat (or place), i from 1; the
+--       persister derives the same ids from order.confirmed.
 -- ARGV: 1 hold id, 2 user, 3 order id, 4 payment id, 5 provider charge id,
 --       6 payment method, 7 retention ms of the order record (Postgres
 --       keeps it for good).
@@ -62,6 +66,18 @@ redis.call('HSET', KEYS[6], 'user', user, 'hold', hold, 'seats', seats, 'section
   'amount', amount, 'status', 'confirmed', 'payment', payment, 'charge', charge, 'method', ARGV[6],
   'created', fmt(now))
 redis.call('PEXPIRE', KEYS[6], ARGV[7])
+local tickets = base .. 'tickets'
+if section ~= '' then
+  for i = 1, qty do
+    redis.call('HSET', tickets, order .. '-' .. i, save_ticket(new_ticket(user, section, '')))
+  end
+else
+  local i = 0
+  for id in string.gmatch(seats, '[^,]+') do
+    i = i + 1
+    redis.call('HSET', tickets, order .. '-' .. i, save_ticket(new_ticket(user, string.match(id, '^(%d+):'), id)))
+  end
+end
 redis.call('XADD', KEYS[4], '*', 'type', 'order.confirmed', 'order', order, 'hold', hold, 'user', user,
   'seats', seats, 'section', section, 'qty', qty, 'amount', amount, 'payment', payment, 'at', fmt(now))
 redis.call('XADD', KEYS[4], '*', 'type', 'payment.captured', 'payment', payment, 'order', order, 'hold', hold,

@@ -348,3 +348,24 @@ local function end_hold(k, base, hold, h, reason, now)
   redis.call('XADD', k.stream, '*', 'type', 'hold.' .. reason, 'hold', hold, 'user', h.user, 'seats', h.seats,
     'section', h.section, 'qty', h.qty, 'amount', h.amount, 'exp', h.exp, 'at', fmt(now))
 end
+
+-- A ticket's record: one field of the event's `tickets` hash, keyed by the
+-- ticket's token `<order>-<i>`, "status|owner|ver|section|seat|used|gate":
+-- `status` valid (later listed, transferred, resold) or used; `ver` bumped by
+-- every change of owner, so a code carrying an older one is void; `seat`
+-- empty for a general-admission place; `used`/`gate` once checked in.
+local function load_ticket(r)
+  if not r then return nil end
+  local status, owner, ver, section, seat, used, gate =
+    string.match(r, '^(%a+)|([^|]*)|(%d+)|(%d*)|([^|]*)|(%d*)|(.*)$')
+  if not status then return nil end
+  return { status = status, owner = owner, ver = ver, section = section, seat = seat, used = used, gate = gate }
+end
+
+local function save_ticket(t)
+  return table.concat({ t.status, t.owner, t.ver, t.section, t.seat, t.used, t.gate }, '|')
+end
+
+local function new_ticket(owner, section, seat)
+  return { status = 'valid', owner = owner, ver = '1', section = section, seat = seat, used = '', gate = '' }
+end

@@ -392,12 +392,25 @@ job "stampede" {
         STAMPEDE_CHECKOUT_PORT = "${NOMAD_PORT_http}"
         STAMPEDE_LOG        = var.log_filter
         STAMPEDE_LOG_FORMAT = "json"
+        # Written by the template below from the Nomad variable.
+        STAMPEDE_TICKET_SIGNING_KEY_FILE = "${NOMAD_SECRETS_DIR}/ticket-signing-key.pem"
       }
 
       template {
         data        = local.connection_env
         destination = "${NOMAD_SECRETS_DIR}/stampede.env"
         env         = true
+        change_mode = "restart"
+      }
+
+      # The Ed25519 key ticket codes are signed with (PKCS#8 PEM, e.g.
+      # `openssl genpkey -algorithm ed25519`), from the job's Nomad variable.
+      template {
+        data        = <<-EOT
+          {{- with nomadVar "nomad/jobs/stampede" }}{{ .ticket_signing_key }}{{ end }}
+          EOT
+        destination = "${NOMAD_SECRETS_DIR}/ticket-signing-key.pem"
+        perms       = "0400"
         change_mode = "restart"
       }
 

@@ -763,9 +763,12 @@ start_stack() {
   local secret prefix
   secret=${STAMPEDE_JWT_SECRET:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}
   prefix=${STAMPEDE_REDIS_PREFIX:-stack$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')}
+  local ticket_key=${STAMPEDE_TICKET_SIGNING_KEY_FILE:-${dir}/ticket-signing-key.pem}
+  [[ -s $ticket_key ]] || (umask 077 && openssl genpkey -algorithm ed25519 -out "$ticket_key")
   local envs=(
     "STAMPEDE_DATABASE_URL=${db_url}" "STAMPEDE_REDIS_URL=${redis_url}"
     "STAMPEDE_JWT_SECRET=${secret}" "STAMPEDE_REDIS_PREFIX=${prefix}"
+    "STAMPEDE_TICKET_SIGNING_KEY_FILE=${ticket_key}"
     "STAMPEDE_BIND_HOST=127.0.0.1"
     "STAMPEDE_ADMIN_EMAIL=${STAMPEDE_ADMIN_EMAIL}" "STAMPEDE_ADMIN_PASSWORD=${STAMPEDE_ADMIN_PASSWORD}"
     "STAMPEDE_MIN_HOLD_SECONDS=${STAMPEDE_MIN_HOLD_SECONDS:-1}"

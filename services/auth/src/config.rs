@@ -5,8 +5,10 @@ use stampede_common::config::{ConfigError, Env};
 use stampede_common::db::Migration;
 
 /// The auth service's tables (users, refresh tokens).
-pub const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "auth", sql: include_str!("../migrations/0001_auth.sql") }];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "auth", sql: include_str!("../migrations/0001_auth.sql") },
+    Migration { version: 5, name: "gate_role", sql: include_str!("../migrations/0005_gate_role.sql") },
+];
 
 /// What only auth reads.
 #[derive(Clone, Debug)]

@@ -79,6 +79,16 @@ pub async fn create_admin(db: &Pool, passwords: &Passwords, email: &str, passwor
     Ok(row.get::<_, i64>(0).to_string())
 }
 
+/// Gives an existing user a role (`stampede admin set-role`); the user's
+/// next access token carries it. Returns the user's id.
+pub async fn set_role(db: &Pool, email: &str, role: Role) -> anyhow::Result<String> {
+    let email = routes::normalize_email(email).map_err(|p| anyhow::anyhow!(p.detail))?;
+    let client = db.get().await?;
+    let row = client.query_opt("UPDATE users SET role = $2 WHERE email = $1 RETURNING id", &[&email, &role.as_str()]).await?;
+    let row = row.ok_or_else(|| anyhow::anyhow!("no user with the e-mail {email}"))?;
+    Ok(row.get::<_, i64>(0).to_string())
+}
+
 /// Inserts `count` customers `<prefix><n>@<domain>` sharing one password,
 /// hashed once: provisioning for load tests without a hashing bottleneck.
 /// Existing emails are left alone. Returns how many were inserted.

@@ -6,6 +6,8 @@
 use stampede_common::config::{ConfigError, Env};
 use stampede_inventory::streams::ReaderOptions;
 
+use crate::codes::TicketKeys;
+
 /// What only the checkout and notifier roles read.
 #[derive(Clone, Debug)]
 pub struct CheckoutConfig {
@@ -34,6 +36,9 @@ pub struct CheckoutConfig {
     /// How the notifier reads the streams (the stream workers' shared
     /// `STAMPEDE_PERSISTER_*` settings; the notifier caps the batch).
     pub reader: ReaderOptions,
+    /// The Ed25519 key ticket codes are signed with, and the previous one
+    /// (still accepted at the gate); `None` when not configured.
+    pub ticket_keys: Option<TicketKeys>,
 }
 
 impl CheckoutConfig {
@@ -49,6 +54,7 @@ impl CheckoutConfig {
             confirm_wait_ms: env.ranged_or("STAMPEDE_CONFIRM_WAIT_MS", 500, 1, 1500)?,
             mail_dir: env.string_or("STAMPEDE_MAIL_DIR", ".run/mail"),
             reader: ReaderOptions::from_env(env)?,
+            ticket_keys: TicketKeys::from_env(env)?,
         })
     }
 }

@@ -1,5 +1,8 @@
 //! The checkout service: `POST /api/holds/{id}/payment`, `GET /api/orders`,
-//! `GET /api/orders/{id}`.
+//! `GET /api/orders/{id}`, and the tickets the orders become:
+//! `GET /api/tickets`, `GET /api/tickets/{id}/code` (a signed code, see
+//! [`codes`]), `GET /api/events/{id}/ticket-key` and
+//! `POST /api/events/{id}/check-in`.
 //!
 //! A payment is charged through a [`PaymentGateway`], then one Lua script
 //! turns the held seats into sold seats, writes the order and appends
@@ -10,6 +13,7 @@
 //! charge whose request died between charging and confirming is refunded
 //! by the [`ChargeReconciler`] once its hold is gone.
 
+pub mod codes;
 mod config;
 pub mod gateway;
 mod idempotency;
@@ -53,6 +57,8 @@ pub struct CheckoutService<G: PaymentGateway = MockGateway> {
     prefix: String,
     max_body: usize,
     idempotency_ms: i64,
+    /// Signs and verifies ticket codes; `None` without a configured key.
+    signer: Option<Arc<codes::Signer>>,
 }
 
 impl<G: PaymentGateway> CheckoutService<G> {
@@ -65,6 +71,18 @@ impl<G: PaymentGateway> CheckoutService<G> {
             "Paid orders' confirmations by replication (STAMPEDE_CONFIRM_REPLICAS > 0): replicated, short (fewer replicas in time), error."
         );
         describe_histogram!("confirm_replication_seconds", Unit::Seconds, "Time a paid order's confirmation waited for the replicas (Redis WAIT).");
+        describe_counter!(
+            "check_ins_total",
+            Unit::Count,
+            "Ticket check-ins by outcome: admitted, already_used, superseded, not_valid, invalid_code."
+        );
+        let signer = match &checkout.ticket_keys {
+            Some(keys) => Some(Arc::new(codes::Signer::new(keys))),
+            None => {
+                tracing::warn!("no ticket signing key (STAMPEDE_TICKET_SIGNING_KEY[_FILE]): ticket codes and check-in answer 503");
+                None
+            }
+        };
         Self {
             db,
             redis_url: config.redis_url.clone(),
@@ -76,7 +94,13 @@ impl<G: PaymentGateway> CheckoutService<G> {
             prefix: config.redis_prefix.clone(),
             max_body: config.max_body_bytes,
             idempotency_ms: checkout.idempotency_seconds * 1000,
+            signer,
         }
+    }
+
+    /// The ticket code signer, or 503 when no key is configured.
+    pub(crate) fn signer(&self) -> Result<&codes::Signer, stampede_common::Problem> {
+        self.signer.as_deref().ok_or_else(|| stampede_common::Problem::unavailable("ticket codes are not configured"))
     }
 }
 

@@ -44,7 +44,8 @@ const SWEEP_LOCK: i64 = 0x73_74_6d_70_64_62;
 
 /// A configuration for one test: its own database (created, and migrated
 /// with `migrations`: the services' lists the test needs, e.g.
-/// `stampede_auth::MIGRATIONS`, in version order), its own Redis key prefix,
+/// `stampede_auth::MIGRATIONS`, applied in version order whatever the order
+/// given), its own Redis key prefix,
 /// its own mail directory, every port 0, fast password hashing, holds as
 /// short as one second. Each service reads its own section from
 /// `Config::env`, which holds these test settings.
@@ -81,7 +82,9 @@ pub async fn test_config(migrations: &[Migration]) -> Config {
         *port = 0;
     }
     let pool = crate::db::pool(&cfg.database_url, 2).expect("pool");
-    crate::db::migrate(&pool, migrations).await.expect("migrate test database");
+    let mut migrations = migrations.to_vec();
+    migrations.sort_by_key(|m| m.version);
+    crate::db::migrate(&pool, &migrations).await.expect("migrate test database");
     cfg
 }
 

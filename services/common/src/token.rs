@@ -21,6 +21,8 @@ pub const ACCESS_COOKIE: &str = "stampede_access";
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Customer,
+    /// Scans tickets at an event's doors (`POST /api/events/{id}/check-in`).
+    Gate,
     Admin,
 }
 
@@ -28,6 +30,7 @@ impl Role {
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Customer => "customer",
+            Role::Gate => "gate",
             Role::Admin => "admin",
         }
     }
@@ -35,6 +38,7 @@ impl Role {
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "customer" => Some(Role::Customer),
+            "gate" => Some(Role::Gate),
             "admin" => Some(Role::Admin),
             _ => None,
         }
@@ -62,7 +66,15 @@ impl Principal {
     pub fn require_admin(&self) -> Result<(), Problem> {
         match self.role {
             Role::Admin => Ok(()),
-            Role::Customer => Err(Problem::forbidden("forbidden", "this route needs the admin role")),
+            Role::Customer | Role::Gate => Err(Problem::forbidden("forbidden", "this route needs the admin role")),
+        }
+    }
+
+    /// 403 unless the caller scans tickets: the gate role, or an admin.
+    pub fn require_gate(&self) -> Result<(), Problem> {
+        match self.role {
+            Role::Gate | Role::Admin => Ok(()),
+            Role::Customer => Err(Problem::forbidden("forbidden", "checking tickets in needs the gate role")),
         }
     }
 }

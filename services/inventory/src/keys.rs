@@ -74,6 +74,10 @@ impl EventKeys {
     pub fn idem(&self) -> String {
         self.k("idem")
     }
+    /// The event's tickets: `<order>-<i>` → record (see `tickets.rs`).
+    pub fn tickets(&self) -> String {
+        self.k("tickets")
+    }
     pub fn order(&self, order: &str) -> String {
         self.k(&format!("o:{order}"))
     }
@@ -156,7 +160,7 @@ mod tests {
     #[test]
     fn keys_share_the_hash_tag() {
         let k = EventKeys::new("st", 42);
-        for key in [k.meta(), k.seats(7), k.occ(7), k.runs(7), k.holds(), k.ended(), k.stream(), k.idem(), k.queue(), k.queue_users(), k.queue_seq(), k.queue_admitted()] {
+        for key in [k.meta(), k.seats(7), k.occ(7), k.runs(7), k.holds(), k.ended(), k.stream(), k.idem(), k.queue(), k.queue_users(), k.queue_seq(), k.queue_admitted(), k.tickets()] {
             assert!(key.starts_with("st:{ev:42}:"), "{key}");
         }
         assert_eq!(parse_timer_key("st", &k.timer(7_000_123)), Some((42, 7_000_123)));

@@ -1,7 +1,7 @@
 //! The inventory in Redis: where every key lives ([`keys`]), the scripts
 //! that change it ([`scripts`], the files in `lua/`), and typed calls to
 //! them, one module per concept: the published layout, putting an event on
-//! sale, seat status, holds, releases, expiry, orders and the waiting room.
+//! sale, seat status, holds, releases, expiry, orders, tickets and the waiting room.
 //! Catalog publishes through it, reservation holds and releases, checkout
 //! confirms, and the expiry worker and persister read what it writes
 //! ([`streams`]). See `docs/redis-layout.md` for the keys and
@@ -20,6 +20,7 @@ mod queue;
 mod release;
 mod reply;
 mod seats;
+mod tickets;
 
 pub use expiry::{BucketExpiry, due_buckets, expire_bucket, pending_holds, redis_now_ms};
 pub use holds::{HoldOutcome, HoldRecord, HoldRequest, hold_best, hold_general, hold_seats, read_hold};
@@ -31,3 +32,4 @@ pub use queue::{Admission, QueueOutcome, queue_join, queue_status};
 pub use release::{FINISHED_RETENTION_MS, Reason, ReleaseOutcome, forget, release};
 pub use scripts::Scripts;
 pub use seats::{SeatStatus, taken_seats};
+pub use tickets::{CheckIn, Presented, TicketId, TicketRecord, check_in, read_ticket, read_tickets};

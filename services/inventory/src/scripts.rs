@@ -17,7 +17,7 @@ use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, RedisResult, ToRedisArgs
 const LIB: &str = include_str!("../../../lua/lib.lua");
 
 /// Each function of the library: its name and its file in `lua/`.
-const BODIES: [(&str, &str); 9] = [
+const BODIES: [(&str, &str); 10] = [
     ("hold", include_str!("../../../lua/hold.lua")),
     ("hold_ga", include_str!("../../../lua/hold_ga.lua")),
     ("release", include_str!("../../../lua/release.lua")),
@@ -26,6 +26,7 @@ const BODIES: [(&str, &str); 9] = [
     ("queue", include_str!("../../../lua/queue.lua")),
     ("forget", include_str!("../../../lua/forget.lua")),
     ("expire_bucket", include_str!("../../../lua/expire_bucket.lua")),
+    ("check_in", include_str!("../../../lua/check_in.lua")),
     // Last: it calls hold_ga and expire_bucket, which must be defined before it.
     ("hold_best", include_str!("../../../lua/hold_best.lua")),
 ];
@@ -170,6 +171,7 @@ pub struct Scripts {
     pub forget: Function,
     pub expire_bucket: Function,
     pub hold_best: Function,
+    pub check_in: Function,
     pub library: Arc<Library>,
 }
 
@@ -187,6 +189,7 @@ impl Scripts {
             forget: f("forget"),
             expire_bucket: f("expire_bucket"),
             hold_best: f("hold_best"),
+            check_in: f("check_in"),
             library,
         }
     }

@@ -1,6 +1,6 @@
 //! Writing a batch of decoded messages to Postgres: one transaction, one
 //! multi-row upsert per table (`INSERT … SELECT FROM unnest(…) ON CONFLICT
-//! …`), the four sent together (one round trip between `BEGIN` and
+//! …`), the five sent together (one round trip between `BEGIN` and
 //! `COMMIT`) and checked before the commit. Every statement is idempotent
 //! and never regresses a status (see `0003_ledger.sql`), so a replayed or
 //! late message changes nothing it should not. Rows are merged per key and
@@ -13,7 +13,7 @@ use deadpool_postgres::{Client, Pool, Transaction};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Row, Statement};
 
-use crate::records::{HoldRow, Message, OrderRow, PaymentRow};
+use crate::records::{HoldRow, Message, OrderRow, PaymentRow, TicketRow};
 
 /// Why a write failed, which decides what the worker does next.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +77,8 @@ pub struct Batch {
     /// `(event, seat)` → order.
     seats: BTreeMap<(i64, String), String>,
     payments: BTreeMap<String, PaymentRow>,
+    /// `(order, i)` → ticket.
+    tickets: BTreeMap<(String, i32), TicketRow>,
     /// Two orders selling one seat within this batch.
     conflict: Option<String>,
     messages: usize,
@@ -90,11 +92,12 @@ pub struct Written {
     pub orders: usize,
     pub order_seats: usize,
     pub payments: usize,
+    pub tickets: usize,
 }
 
 impl Written {
     pub fn total(&self) -> usize {
-        self.holds + self.orders + self.order_seats + self.payments
+        self.holds + self.orders + self.order_seats + self.payments + self.tickets
     }
 }
 
@@ -128,7 +131,10 @@ impl Batch {
         self.rows += message.rows();
         match message {
             Message::Hold(h) => self.add_hold(h),
-            Message::Order { order, hold, seats } => {
+            Message::Order { order, hold, seats, tickets } => {
+                for t in tickets {
+                    self.add_ticket(t);
+                }
                 for seat in seats {
                     match self.seats.get(&(order.event, seat.clone())) {
                         Some(other) if *other != order.id => {
@@ -143,12 +149,22 @@ impl Batch {
                 self.add_hold(hold);
                 self.orders.entry(order.id.clone()).or_insert(order);
             }
+            Message::Ticket(t) => self.add_ticket(t),
             Message::Payment(p) => match self.payments.get_mut(&p.id) {
                 Some(existing) => existing.merge(p),
                 None => {
                     self.payments.insert(p.id.clone(), p);
                 }
             },
+        }
+    }
+
+    fn add_ticket(&mut self, t: TicketRow) {
+        match self.tickets.get_mut(&(t.order.clone(), t.n)) {
+            Some(existing) => existing.merge(t),
+            None => {
+                self.tickets.insert((t.order.clone(), t.n), t);
+            }
         }
     }
 
@@ -174,21 +190,23 @@ impl Batch {
         let tx = client.transaction().await?;
         // A request goes out when its future is first polled, and `biased`
         // polls in this order: with the statements prepared first (once per
-        // connection), the four go out together and run in this order.
+        // connection), the five go out together and run in this order.
         let upsert_holds = tx.prepare_cached(UPSERT_HOLDS).await?;
         let insert_orders = tx.prepare_cached(INSERT_ORDERS).await?;
         let insert_seats = tx.prepare_cached(INSERT_SEATS).await?;
         let upsert_payments = tx.prepare_cached(UPSERT_PAYMENTS).await?;
-        let (holds, orders, seats, payments) = tokio::join!(
+        let upsert_tickets = tx.prepare_cached(UPSERT_TICKETS).await?;
+        let (holds, orders, seats, payments, tickets) = tokio::join!(
             biased;
             self.upsert_holds(&tx, &upsert_holds),
             self.insert_orders(&tx, &insert_orders),
             self.insert_seats(&tx, &insert_seats),
             self.upsert_payments(&tx, &upsert_payments),
+            self.upsert_tickets(&tx, &upsert_tickets),
         );
         // The first failure is the cause: the statements after it only
         // report the transaction aborted.
-        let (_, orders, seats, _) = (holds?, orders?, seats?, payments?);
+        let (_, orders, seats, _, _) = (holds?, orders?, seats?, payments?, tickets?);
         // An order id already taken by another hold is a conflict, not a replay.
         for row in orders {
             let (id, hold): (&str, &str) = (row.get(0), row.get(1));
@@ -204,7 +222,13 @@ impl Batch {
             }
         }
         tx.commit().await?;
-        Ok(Written { holds: self.holds.len(), orders: self.orders.len(), order_seats: self.seats.len(), payments: self.payments.len() })
+        Ok(Written {
+            holds: self.holds.len(),
+            orders: self.orders.len(),
+            order_seats: self.seats.len(),
+            payments: self.payments.len(),
+            tickets: self.tickets.len(),
+        })
     }
 
     async fn upsert_holds(&self, tx: &Transaction<'_>, stmt: &Statement) -> Result<u64, tokio_postgres::Error> {
@@ -265,6 +289,32 @@ impl Batch {
         let seats: Vec<&str> = self.seats.keys().map(|(_, s)| s.as_str()).collect();
         let orders: Vec<&str> = self.seats.values().map(String::as_str).collect();
         tx.query(stmt, &[&events, &seats, &orders]).await
+    }
+
+    async fn upsert_tickets(&self, tx: &Transaction<'_>, stmt: &Statement) -> Result<u64, tokio_postgres::Error> {
+        if self.tickets.is_empty() {
+            return Ok(0);
+        }
+        let rows: Vec<&TicketRow> = self.tickets.values().collect();
+        tx.execute(
+            stmt,
+            &[
+                &rows.iter().map(|r| r.order.as_str()).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.n).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.event).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.owner).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.section).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.seat.as_deref()).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.version).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.status).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.rank).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.used_ms).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.gate).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.created_ms).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.updated_ms).collect::<Vec<_>>(),
+            ],
+        )
+        .await
     }
 
     async fn upsert_payments(&self, tx: &Transaction<'_>, stmt: &Statement) -> Result<u64, tokio_postgres::Error> {
@@ -372,4 +422,34 @@ const UPSERT_PAYMENTS: &str = concat!(
         OR (payments.order_id IS NULL AND EXCLUDED.order_id IS NOT NULL)
         OR (payments.refund_reason IS NULL AND EXCLUDED.refund_reason IS NOT NULL)
         OR EXCLUDED.created_at < payments.created_at"
+);
+
+/// A ticket's status only rises, its owner follows the highest version, and
+/// the first check-in's time and gate stay.
+const UPSERT_TICKETS: &str = concat!(
+    "INSERT INTO tickets (order_id, n, event_id, owner_id, section_id, seat, version, status, status_rank,
+                          used_at, checked_in_by, created_at, updated_at)
+     SELECT order_id, n, event_id, owner_id, section_id, seat, version, status, rank, ",
+    ts!("used"),
+    ", gate, ",
+    ts!("created"),
+    ", ",
+    ts!("updated"),
+    "
+     FROM unnest($1::text[], $2::int4[], $3::int8[], $4::int8[], $5::int8[], $6::text[], $7::int4[], $8::text[],
+                 $9::int2[], $10::int8[], $11::int8[], $12::int8[], $13::int8[])
+          AS u(order_id, n, event_id, owner_id, section_id, seat, version, status, rank, used, gate, created, updated)
+     ON CONFLICT (order_id, n) DO UPDATE SET
+        status = CASE WHEN EXCLUDED.status_rank > tickets.status_rank THEN EXCLUDED.status ELSE tickets.status END,
+        updated_at = CASE WHEN EXCLUDED.status_rank > tickets.status_rank THEN EXCLUDED.updated_at ELSE tickets.updated_at END,
+        status_rank = GREATEST(tickets.status_rank, EXCLUDED.status_rank),
+        owner_id = CASE WHEN EXCLUDED.version > tickets.version THEN EXCLUDED.owner_id ELSE tickets.owner_id END,
+        version = GREATEST(tickets.version, EXCLUDED.version),
+        used_at = COALESCE(tickets.used_at, EXCLUDED.used_at),
+        checked_in_by = COALESCE(tickets.checked_in_by, EXCLUDED.checked_in_by),
+        created_at = LEAST(tickets.created_at, EXCLUDED.created_at)
+     WHERE EXCLUDED.status_rank > tickets.status_rank
+        OR EXCLUDED.version > tickets.version
+        OR (tickets.used_at IS NULL AND EXCLUDED.used_at IS NOT NULL)
+        OR EXCLUDED.created_at < tickets.created_at"
 );

@@ -3,8 +3,8 @@
 //! with the second and can rebuild the second from the first.
 //!
 //! - [`worker`]: drains every event stream through the consumer group
-//!   `persister` into `holds`, `orders`, `order_seats` and `payments`, one
-//!   transaction per batch, acked after commit; trims the streams and
+//!   `persister` into `holds`, `orders`, `order_seats`, `payments` and
+//!   `tickets`, one transaction per batch, acked after commit; trims the streams and
 //!   exports their gauges.
 //! - [`records`] decodes stream entries into rows, [`ledger`] writes them
 //!   with idempotent multi-row upserts that never regress a status.

@@ -111,13 +111,90 @@ impl PaymentRow {
     }
 }
 
+/// A ticket's status rank (see `0004_tickets.sql`).
+pub fn ticket_rank(status: &str) -> i16 {
+    match status {
+        "valid" => 1,
+        "used" => 5,
+        _ => 0,
+    }
+}
+
+/// A `tickets` row (or the part of one a message knows).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TicketRow {
+    pub order: String,
+    pub n: i32,
+    pub event: i64,
+    pub owner: i64,
+    pub section: i64,
+    pub seat: Option<String>,
+    pub version: i32,
+    pub status: &'static str,
+    pub rank: i16,
+    pub used_ms: Option<i64>,
+    pub gate: Option<i64>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+impl TicketRow {
+    /// Folds a second message about the same ticket into this row: the
+    /// higher status wins, the owner follows the higher version, known
+    /// facts fill unknown ones.
+    pub fn merge(&mut self, other: TicketRow) {
+        if other.version > self.version {
+            self.version = other.version;
+            self.owner = other.owner;
+        }
+        if other.rank > self.rank {
+            self.status = other.status;
+            self.rank = other.rank;
+            self.updated_ms = other.updated_ms;
+        }
+        self.used_ms = self.used_ms.or(other.used_ms);
+        self.gate = self.gate.or(other.gate);
+        self.created_ms = self.created_ms.min(other.created_ms);
+    }
+}
+
+/// The tickets an order becomes: its i-th seat (or place) is ticket i.
+fn order_tickets(order: &OrderRow, seats: &[String]) -> Vec<TicketRow> {
+    let ticket = |n: i32, section: i64, seat: Option<String>| TicketRow {
+        order: order.id.clone(),
+        n,
+        event: order.event,
+        owner: order.user,
+        section,
+        seat,
+        version: 1,
+        status: "valid",
+        rank: ticket_rank("valid"),
+        used_ms: None,
+        gate: None,
+        created_ms: order.created_ms,
+        updated_ms: order.created_ms,
+    };
+    match order.section {
+        Some(section) => (1..=order.quantity).map(|n| ticket(n, section, None)).collect(),
+        None => seats
+            .iter()
+            .zip(1..)
+            .map(|(seat, n)| ticket(n, SeatRef::parse(seat).map_or(0, |s| s.section), Some(seat.clone())))
+            .collect(),
+    }
+}
+
 /// What one stream entry writes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
     /// `hold.created`, `hold.released`, `hold.expired`.
     Hold(HoldRow),
-    /// `order.confirmed`: the order, its sold seats, and the hold turned confirmed.
-    Order { order: OrderRow, hold: HoldRow, seats: Vec<String> },
+    /// `order.confirmed`: the order, its sold seats, the hold turned
+    /// confirmed, and the order's tickets.
+    Order { order: OrderRow, hold: HoldRow, seats: Vec<String>, tickets: Vec<TicketRow> },
+    /// `ticket.checked_in`.
+    Ticket(TicketRow),
     /// `payment.captured`, `payment.refunded`.
     Payment(PaymentRow),
 }
@@ -126,8 +203,8 @@ impl Message {
     /// How many rows it writes (for the rows counter).
     pub fn rows(&self) -> usize {
         match self {
-            Message::Hold(_) | Message::Payment(_) => 1,
-            Message::Order { seats, .. } => 2 + seats.len(),
+            Message::Hold(_) | Message::Payment(_) | Message::Ticket(_) => 1,
+            Message::Order { seats, tickets, .. } => 2 + seats.len() + tickets.len(),
         }
     }
 }
@@ -255,7 +332,8 @@ pub fn decode(entry: &Entry) -> Result<Message, String> {
                 created_ms: at,
                 updated_ms: at,
             };
-            Ok(Message::Order { order, hold, seats: list })
+            let tickets = order_tickets(&order, &list);
+            Ok(Message::Order { order, hold, seats: list, tickets })
         }
         kind @ ("payment.captured" | "payment.refunded") => {
             let refunded = kind == "payment.refunded";
@@ -271,6 +349,36 @@ pub fn decode(entry: &Entry) -> Result<Message, String> {
                 rank: payment_rank(status),
                 charge: f.id("charge")?,
                 reason: if refunded { Some(f.str("reason")?.to_owned()) } else { None },
+                created_ms: at,
+                updated_ms: at,
+            }))
+        }
+        "ticket.checked_in" => {
+            // The ticket's token is `<order>-<i>`.
+            let token = f.id("ticket")?;
+            let (order, n) = token.rsplit_once('-').ok_or_else(|| format!("not a ticket token: {token:?}"))?;
+            let n: i32 = n.parse().ok().filter(|n| *n >= 1).ok_or_else(|| format!("not a ticket token: {token:?}"))?;
+            let seat = match f.str("seat")? {
+                "" => None,
+                s if SeatRef::parse(s).is_some() => Some(s.to_owned()),
+                s => return Err(format!("not a seat id: {s:?}")),
+            };
+            let version: i32 = f.num("ver")?;
+            if version < 1 {
+                return Err(format!("version must be positive: {version}"));
+            }
+            Ok(Message::Ticket(TicketRow {
+                order: order.to_owned(),
+                n,
+                event,
+                owner: f.num("user")?,
+                section: f.num("section")?,
+                seat,
+                version,
+                status: "used",
+                rank: ticket_rank("used"),
+                used_ms: Some(at),
+                gate: Some(f.num("gate")?),
                 created_ms: at,
                 updated_ms: at,
             }))
@@ -322,8 +430,26 @@ mod tests {
             ("payment", "pay_1"),
             ("at", "1500"),
         ]);
-        let Ok(Message::Order { order, hold, seats }) = decode(&confirmed) else { panic!("order") };
+        let Ok(Message::Order { order, hold, seats, tickets }) = decode(&confirmed) else { panic!("order") };
         assert_eq!((order.section, hold.status, hold.expires_ms, seats.len()), (Some(9), "confirmed", None, 0));
+        let places: Vec<(i32, i64, Option<String>)> = tickets.iter().map(|t| (t.n, t.section, t.seat.clone())).collect();
+        assert_eq!(places, vec![(1, 9, None), (2, 9, None), (3, 9, None)], "one ticket per place");
+
+        let checked_in = entry(&[
+            ("type", "ticket.checked_in"),
+            ("ticket", "o1-2"),
+            ("user", "42"),
+            ("ver", "1"),
+            ("section", "3"),
+            ("seat", "3:1:2"),
+            ("gate", "7"),
+            ("at", "2000"),
+        ]);
+        let Ok(Message::Ticket(t)) = decode(&checked_in) else { panic!("ticket") };
+        assert_eq!((t.order.as_str(), t.n, t.status, t.used_ms, t.gate, t.seat.as_deref()), ("o1", 2, "used", Some(2000), Some(7), Some("3:1:2")));
+        let mut bad = checked_in.clone();
+        bad.fields.insert("ticket".into(), "o1".into());
+        assert!(decode(&bad).is_err(), "a ticket token without its place");
 
         let refunded = entry(&[
             ("type", "payment.refunded"),

@@ -384,6 +384,7 @@ impl PersisterWorker {
         counter!("persister_rows_total", "table" => "orders").increment(written.orders as u64);
         counter!("persister_rows_total", "table" => "order_seats").increment(written.order_seats as u64);
         counter!("persister_rows_total", "table" => "payments").increment(written.payments as u64);
+        counter!("persister_rows_total", "table" => "tickets").increment(written.tickets as u64);
         let n = self.counters.batches.fetch_add(1, Ordering::Relaxed) + 1;
         if let Some(hook) = &self.hook {
             hook(n).await;

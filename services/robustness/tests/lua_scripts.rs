@@ -581,7 +581,7 @@ fn check(con: &mut Connection, ev: &Event) -> Result<(), String> {
         let suffix = &key[base.len()..];
         let ok = match suffix {
             "meta" | "avail" | "users" | "deadlines" | "stream" | "holds" | "ended" | "idem" | "queue" | "queue:users"
-            | "queue:seq" | "queue:admitted" => true,
+            | "queue:seq" | "queue:admitted" | "tickets" => true,
             s if s == format!("seats:{SEATED}")
                 || s == format!("occ:{SEATED}")
                 || s == format!("runs:{SEATED}")

@@ -37,6 +37,14 @@ pub enum AdminCommand {
         #[arg(long)]
         password: String,
     },
+    /// Give an existing user a role: `customer`, `gate` (checks tickets in at
+    /// the doors) or `admin`. Their next access token carries it.
+    SetRole {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        role: String,
+    },
     /// Bulk-insert customers user1@DOMAIN … userN@DOMAIN sharing one password
     /// (load-test provisioning; existing emails are kept).
     SeedUsers {
@@ -102,6 +110,12 @@ async fn admin(config: Config, command: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::CreateAdmin { email, password } => {
             let id = stampede_auth::create_admin(&pool, &passwords, &email, &password).await?;
             println!("admin {email} has id {id}");
+        }
+        AdminCommand::SetRole { email, role } => {
+            let role = stampede_common::token::Role::parse(&role)
+                .ok_or_else(|| anyhow::anyhow!("unknown role {role:?}: customer, gate or admin"))?;
+            let id = stampede_auth::set_role(&pool, &email, role).await?;
+            println!("{email} (id {id}) is now {}", role.as_str());
         }
         AdminCommand::SeedUsers { count, password, domain } => {
             let n = stampede_auth::seed_users(&pool, &passwords, count, &password, &domain).await?;

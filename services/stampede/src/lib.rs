@@ -16,7 +16,11 @@ use stampede_common::db::Migration;
 /// (`<crate>/migrations/`), and this is the one place that knows them all.
 /// A new migration takes the next free version, whichever crate owns it.
 pub fn migrations() -> Vec<Migration> {
-    [stampede_auth::MIGRATIONS, stampede_catalog::MIGRATIONS, stampede_persister::MIGRATIONS].concat()
+    let mut all = [stampede_auth::MIGRATIONS, stampede_catalog::MIGRATIONS, stampede_persister::MIGRATIONS].concat();
+    // A crate's later migrations interleave with the others' (auth's 5
+    // follows the persister's 4): the runner takes them in version order.
+    all.sort_by_key(|m| m.version);
+    all
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! Routing for the checkout service.
 
+mod events;
 mod orders;
 pub(crate) mod payment;
+mod tickets;
 
 use hyper::body::Incoming;
 use hyper::{Method, Request};
@@ -23,6 +25,17 @@ pub(crate) async fn route<G: PaymentGateway>(svc: &CheckoutService<G>, req: Requ
         (["api", "orders"], _) => ("/api/orders", Err(Problem::method_not_allowed("GET"))),
         (["api", "orders", id], &Method::GET) => ("/api/orders/{id}", orders::show(svc, id, &req).await),
         (["api", "orders", _], _) => ("/api/orders/{id}", Err(Problem::method_not_allowed("GET"))),
+        (["api", "tickets"], &Method::GET) => ("/api/tickets", tickets::list(svc, &req).await),
+        (["api", "tickets"], _) => ("/api/tickets", Err(Problem::method_not_allowed("GET"))),
+        (["api", "tickets", id, "code"], &Method::GET) => ("/api/tickets/{id}/code", tickets::code(svc, id, &req).await),
+        (["api", "tickets", _, "code"], _) => ("/api/tickets/{id}/code", Err(Problem::method_not_allowed("GET"))),
+        (["api", "events", id, "ticket-key"], &Method::GET) => ("/api/events/{id}/ticket-key", events::ticket_key(svc, id).await),
+        (["api", "events", _, "ticket-key"], _) => ("/api/events/{id}/ticket-key", Err(Problem::method_not_allowed("GET"))),
+        (["api", "events", id, "check-in"], &Method::POST) => {
+            let id = (*id).to_owned();
+            ("/api/events/{id}/check-in", events::check_in(svc, &id, req).await)
+        }
+        (["api", "events", _, "check-in"], _) => ("/api/events/{id}/check-in", Err(Problem::method_not_allowed("POST"))),
         _ => http::not_found(),
     }
 }

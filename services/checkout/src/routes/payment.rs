@@ -13,9 +13,10 @@ use stampede_common::backoff::Backoff;
 use stampede_common::clock::{now_ms, rfc3339_ms};
 use stampede_common::http::{self, Resp};
 use stampede_common::ids::{is_token, random_hex};
-use stampede_inventory::{ConfirmOutcome, EventKeys, HoldId, HoldRecord, Payment, confirm, read_hold, read_order};
+use stampede_inventory::{ConfirmOutcome, EventKeys, HoldId, HoldRecord, Payment, TicketId, confirm, read_hold, read_order};
 
 use super::orders::user_orders_key;
+use super::tickets::user_tickets_key;
 use crate::refunds::{CONFIRM_PATIENCE, Refunded, announce_refund, refund_at_provider, transient};
 use crate::{CheckoutService, Replication};
 use crate::gateway::{ChargeRequest, GatewayError, PaymentGateway};
@@ -247,7 +248,7 @@ async fn replicate(conn: &mut stampede_common::store::Redis, replicas: Replicati
 }
 
 /// The 201 of a paid hold: its order and payment. Also lists the order
-/// among the user's (idempotent).
+/// among the user's, and its tickets among theirs (idempotent).
 #[allow(clippy::too_many_arguments)]
 async fn order_answer<G: PaymentGateway>(
     svc: &CheckoutService<G>,
@@ -262,6 +263,9 @@ async fn order_answer<G: PaymentGateway>(
     let order_id = HoldId { event: hold.event, token: order.to_owned() }.public();
     let mut conn = svc.redis.clone();
     let _: Result<(), _> = conn.zadd(user_orders_key(&svc.prefix, user), &order_id, created_ms).await;
+    let tickets: Vec<(i64, String)> =
+        TicketId::of_order(hold.event, order, record.quantity as u32).map(|t| (created_ms, t.public())).collect();
+    let _: Result<(), _> = conn.zadd_multiple(user_tickets_key(&svc.prefix, user), &tickets).await;
     let order_json = json!({
         "id": order_id,
         "event_id": hold.event.to_string(),

@@ -1,0 +1,442 @@
+//! Tickets, signed codes and check-in (openapi/openapi.yaml, "Tickets")
+//! against a real Redis and Postgres: holds made through reservation, paid
+//! through checkout, tickets read, shown and scanned through checkout, and
+//! persisted by a real persister.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::pkcs8::{DecodePublicKey, EncodePrivateKey};
+use hyper::{Method, StatusCode};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use redis::AsyncCommands;
+use serde_json::{Value, json};
+use stampede_checkout::codes::{CodeClaims, TicketKey, TicketKeys};
+use stampede_checkout::{CheckoutConfig, CheckoutService, MockGateway};
+use stampede_common::Config;
+use stampede_common::store::{self, Redis};
+use stampede_common::testkit::client::{Answer, call, send};
+use stampede_common::testkit::{spawn, test_config};
+use stampede_common::token::{Role, Tokens};
+use stampede_inventory::{EventKeys, EventMeta, Scripts, SectionLayout, publish};
+use stampede_persister::{PersisterConfig, PersisterWorker};
+use stampede_reservation::{ReservationConfig, ReservationService};
+
+const SEATED: i64 = 31;
+const GA: i64 = 32;
+
+struct App {
+    reservation: SocketAddr,
+    checkout: SocketAddr,
+    tokens: Arc<Tokens>,
+    config: Config,
+    redis: Redis,
+    keys: EventKeys,
+    key: TicketKey,
+    db: deadpool_postgres::Pool,
+}
+
+fn meta() -> EventMeta {
+    EventMeta {
+        sale_ms: 0,
+        hold_ms: 60_000,
+        limit: 10,
+        waiting_room: false,
+        sections: vec![
+            SectionLayout { id: SEATED, seated: Some((5, 4)), capacity: 20, price_cents: 2500 },
+            SectionLayout { id: GA, seated: None, capacity: 50, price_cents: 1000 },
+        ],
+    }
+}
+
+impl App {
+    /// Services with a ticket key of their own, and events 1 and 2 on sale.
+    async fn new() -> Self {
+        let config = test_config(&[stampede_auth::MIGRATIONS, stampede_catalog::MIGRATIONS, stampede_persister::MIGRATIONS].concat()).await;
+        let mut settings = CheckoutConfig::from_env(&config.env).expect("checkout config");
+        let key = TicketKey::generate();
+        settings.ticket_keys = Some(TicketKeys { current: key.clone(), previous: None });
+        let reserving = ReservationConfig::from_env(&config.env).expect("reservation config");
+        let redis = store::connect(&config.redis_url).await.expect("redis");
+        let db = stampede_common::db::pool(&config.database_url, 4).expect("pool");
+        let tokens = Arc::new(Tokens::new(&config.jwt, 3600));
+        let gateway = Arc::new(MockGateway::new(Duration::ZERO, 0.0));
+        let reservation = spawn(ReservationService::build(&config, &reserving, redis.clone(), tokens.clone())).await;
+        let checkout = spawn(CheckoutService::build(&config, &settings, db.clone(), redis.clone(), tokens.clone(), gateway)).await;
+        let mut conn = redis.clone();
+        for event in [1, 2] {
+            let keys = EventKeys::new(&config.redis_prefix, event);
+            publish(&mut conn, &Scripts::load(), &config.redis_prefix, &keys, &meta()).await.expect("publish");
+        }
+        let keys = EventKeys::new(&config.redis_prefix, 1);
+        Self { reservation, checkout, tokens, config, redis, keys, key, db }
+    }
+
+    fn token_as(&self, user: u32, role: Role) -> String {
+        self.tokens.issue(&user.to_string(), role).expect("token")
+    }
+
+    fn token(&self, user: u32) -> String {
+        self.token_as(user, Role::Customer)
+    }
+
+    /// Holds `body` on `event` for `user` and pays: the order's JSON.
+    async fn buy(&self, event: i64, user: u32, body: Value) -> Value {
+        let path = format!("/api/events/{event}/holds");
+        let a = call(self.reservation, Method::POST, &path, Some(&self.token(user)), Some(&body)).await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&a.body));
+        let hold = a.json()["id"].as_str().expect("id").to_owned();
+        let auth = format!("Bearer {}", self.token(user));
+        let ikey = hold.replace('-', "_");
+        let headers = [("authorization", auth.as_str()), ("content-type", "application/json"), ("idempotency-key", ikey.as_str())];
+        let body = serde_json::to_vec(&json!({"payment_method": "pm_card_visa"})).expect("json");
+        let paid = send(self.checkout, Method::POST, &format!("/api/holds/{hold}/payment"), &headers, Some(body)).await;
+        assert_eq!(paid.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&paid.body));
+        paid.json()["order"].clone()
+    }
+
+    async fn get(&self, user: u32, path: &str) -> Answer {
+        call(self.checkout, Method::GET, path, Some(&self.token(user)), None).await
+    }
+
+    async fn tickets(&self, user: u32) -> Vec<Value> {
+        let a = self.get(user, "/api/tickets").await;
+        assert_eq!(a.status, StatusCode::OK, "{}", String::from_utf8_lossy(&a.body));
+        a.json()["tickets"].as_array().expect("tickets").clone()
+    }
+
+    async fn code(&self, user: u32, ticket: &str) -> String {
+        let a = self.get(user, &format!("/api/tickets/{ticket}/code")).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", String::from_utf8_lossy(&a.body));
+        a.json()["code"].as_str().expect("code").to_owned()
+    }
+
+    async fn check_in(&self, event: i64, token: &str, code: &str) -> Answer {
+        let path = format!("/api/events/{event}/check-in");
+        call(self.checkout, Method::POST, &path, Some(token), Some(&json!({ "code": code }))).await
+    }
+
+    async fn gate(&self, code: &str) -> Answer {
+        self.check_in(1, &self.token_as(900, Role::Gate), code).await
+    }
+
+    async fn stream_types(&self) -> Vec<String> {
+        let mut conn = self.redis.clone();
+        let r: redis::streams::StreamRangeReply = conn.xrange_all(self.keys.stream()).await.expect("xrange");
+        r.ids.iter().map(|e| e.get::<String>("type").unwrap_or_default()).collect()
+    }
+}
+
+fn problem(a: &Answer, status: u16, code: &str) {
+    assert_eq!(a.status.as_u16(), status, "{}", String::from_utf8_lossy(&a.body));
+    assert_eq!(a.header("content-type"), Some("application/problem+json"));
+    assert_eq!(a.code(), code);
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn tickets_appear_at_payment_one_per_seat_or_place_and_only_the_owner_reads_them() {
+    let app = App::new().await;
+    assert!(app.tickets(1).await.is_empty());
+    let seated = app.buy(1, 1, json!({"seats": ["31:1:1", "31:1:2"]})).await;
+    let ga = app.buy(1, 1, json!({"section_id": GA.to_string(), "quantity": 3})).await;
+    let tickets = app.tickets(1).await;
+    assert_eq!(tickets.len(), 5, "{tickets:?}");
+    let mut seats: Vec<(String, Value, Value)> =
+        tickets.iter().map(|t| (t["order_id"].as_str().unwrap_or_default().to_owned(), t["section_id"].clone(), t["seat"].clone())).collect();
+    seats.sort_by(|a, b| a.0.cmp(&b.0).then(a.2.to_string().cmp(&b.2.to_string())));
+    let (s, g) = (seated["id"].as_str().expect("id"), ga["id"].as_str().expect("id"));
+    let mut want = vec![
+        (s.to_owned(), json!("31"), json!("31:1:1")),
+        (s.to_owned(), json!("31"), json!("31:1:2")),
+        (g.to_owned(), json!("32"), Value::Null),
+        (g.to_owned(), json!("32"), Value::Null),
+        (g.to_owned(), json!("32"), Value::Null),
+    ];
+    want.sort_by(|a, b| a.0.cmp(&b.0).then(a.2.to_string().cmp(&b.2.to_string())));
+    assert_eq!(seats, want);
+    for t in &tickets {
+        assert_eq!((t["status"].as_str(), t["event_id"].as_str()), (Some("valid"), Some("1")), "{t}");
+        let id = t["id"].as_str().expect("id");
+        assert!(id.starts_with(t["order_id"].as_str().expect("order")), "{id}");
+        // Anyone else: 404, as for a ticket that does not exist.
+        problem(&app.get(2, &format!("/api/tickets/{id}/code")).await, 404, "not_found");
+    }
+    assert!(app.tickets(2).await.is_empty(), "another user sees none of them");
+    problem(&app.get(1, "/api/tickets/1-nothere-1/code").await, 404, "not_found");
+    problem(&app.get(1, &format!("/api/tickets/{s}-9/code")).await, 404, "not_found");
+    assert_eq!(call(app.checkout, Method::GET, "/api/tickets", None, None).await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_code_verifies_with_the_served_public_key_and_carries_the_ticket() {
+    let app = App::new().await;
+    app.buy(1, 1, json!({"seats": ["31:2:3"]})).await;
+    let ticket = app.tickets(1).await[0].clone();
+    let id = ticket["id"].as_str().expect("id");
+    let a = app.get(1, &format!("/api/tickets/{id}/code")).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let (code, svg) = (a.json()["code"].as_str().expect("code").to_owned(), a.json()["svg"].as_str().expect("svg").to_owned());
+    assert!(svg.starts_with("<?xml") && svg.contains("<svg") && svg.contains("</svg>"), "{svg}");
+
+    // Anyone may fetch the key; a gate verifies offline with it.
+    let served = call(app.checkout, Method::GET, "/api/events/1/ticket-key", None, None).await;
+    assert_eq!(served.status, StatusCode::OK);
+    let served = served.json();
+    assert_eq!(served["alg"], "EdDSA");
+    assert_eq!(served["kid"], app.key.kid.as_str());
+    let pem = served["public_key"].as_str().expect("pem");
+    assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----"), "{pem}");
+    let public = ed25519_dalek::VerifyingKey::from_public_key_pem(pem).expect("an Ed25519 public key");
+    let header = jsonwebtoken::decode_header(&code).expect("header");
+    assert_eq!((header.alg, header.kid.as_deref()), (Algorithm::EdDSA, Some(app.key.kid.as_str())));
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.validate_exp = false;
+    validation.set_required_spec_claims(&["sub"]);
+    let claims = jsonwebtoken::decode::<CodeClaims>(&code, &DecodingKey::from_ed_der(public.as_bytes()), &validation).expect("verifies").claims;
+    assert_eq!((claims.tid.as_str(), claims.eid.as_str(), claims.seat.as_deref(), claims.sub.as_str(), claims.ver), (id, "1", Some("31:2:3"), "1", 1));
+    // Another key does not verify it.
+    let other = ed25519_dalek::VerifyingKey::from_public_key_pem(&TicketKey::generate().public_pem).expect("pem");
+    assert!(jsonwebtoken::decode::<CodeClaims>(&code, &DecodingKey::from_ed_der(other.as_bytes()), &validation).is_err());
+
+    problem(&call(app.checkout, Method::GET, "/api/events/77/ticket-key", None, None).await, 404, "not_found");
+    problem(&call(app.checkout, Method::GET, "/api/events/x/ticket-key", None, None).await, 404, "not_found");
+}
+
+#[tokio::test]
+async fn forged_codes_are_refused_and_leave_the_ticket_valid() {
+    let app = App::new().await;
+    app.buy(1, 1, json!({"seats": ["31:1:1"]})).await;
+    let id = app.tickets(1).await[0]["id"].as_str().expect("id").to_owned();
+    let code = app.code(1, &id).await;
+    let parts: Vec<&str> = code.split('.').collect();
+    let claims = json!({"tid": id, "eid": "1", "seat": "31:1:1", "sub": "1", "ver": 1, "iat": 1});
+
+    // Signed with another key, under the platform's kid.
+    let other = ed25519_dalek::SigningKey::from_bytes(&rand::random());
+    let der = other.to_pkcs8_der().expect("der");
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some(app.key.kid.clone());
+    let other_key = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(der.as_bytes())).expect("sign");
+    // alg none, no signature.
+    let none_header = b64url(json!({"alg": "none", "typ": "JWT", "kid": app.key.kid}).to_string().as_bytes());
+    let alg_none = format!("{none_header}.{}.", parts[1]);
+    // The real signature over edited claims: another seat, another owner, a newer version.
+    let edited = |c: Value| format!("{}.{}.{}", parts[0], b64url(c.to_string().as_bytes()), parts[2]);
+    let mut other_owner = claims.clone();
+    other_owner["sub"] = json!("2");
+    let mut other_seat = claims.clone();
+    other_seat["seat"] = json!("31:1:2");
+    let mut newer = claims.clone();
+    newer["ver"] = json!(2);
+    // HS256 with the public key as the secret (key confusion).
+    let pem = app.key.public_pem.clone();
+    let mut hs = Header::new(Algorithm::HS256);
+    hs.kid = Some(app.key.kid.clone());
+    let confused = jsonwebtoken::encode(&hs, &claims, &EncodingKey::from_secret(pem.as_bytes())).expect("sign");
+
+    for (what, forged) in [
+        ("other key", other_key),
+        ("alg none", alg_none),
+        ("edited owner", edited(other_owner)),
+        ("edited seat", edited(other_seat)),
+        ("edited version", edited(newer)),
+        ("hs256 with the public key", confused),
+        ("junk", "not-a-code".to_owned()),
+    ] {
+        let a = app.gate(&forged).await;
+        assert_eq!(a.code(), "invalid_code", "{what}: {}", String::from_utf8_lossy(&a.body));
+        problem(&a, 400, "invalid_code");
+    }
+    assert_eq!(app.tickets(1).await[0]["status"], "valid", "no forged code admitted anyone");
+    assert!(!app.stream_types().await.iter().any(|t| t == "ticket.checked_in"));
+    let real = app.gate(&code).await;
+    assert_eq!(real.status, StatusCode::OK, "{}", String::from_utf8_lossy(&real.body));
+    assert_eq!(real.json(), json!({"ticket": id, "seat": "31:1:1", "status": "used"}));
+}
+
+#[tokio::test]
+async fn thirty_two_gates_scanning_one_code_admit_it_exactly_once() {
+    let app = Arc::new(App::new().await);
+    app.buy(1, 1, json!({"section_id": GA.to_string(), "quantity": 1})).await;
+    let id = app.tickets(1).await[0]["id"].as_str().expect("id").to_owned();
+    let code = app.code(1, &id).await;
+    let mut gates = tokio::task::JoinSet::new();
+    for g in 0..32 {
+        let (app, code) = (app.clone(), code.clone());
+        gates.spawn(async move { app.check_in(1, &app.token_as(1000 + g, Role::Gate), &code).await });
+    }
+    let (mut admitted, mut used_at) = (Vec::new(), Vec::new());
+    while let Some(a) = gates.join_next().await {
+        let a = a.expect("gate");
+        match a.status {
+            StatusCode::OK => admitted.push(a.json()),
+            _ => {
+                problem(&a, 409, "already_used");
+                used_at.push(a.json()["used_at"].as_str().expect("used_at").to_owned());
+            }
+        }
+    }
+    assert_eq!(admitted, vec![json!({"ticket": id, "seat": null, "status": "used"})]);
+    assert_eq!(used_at.len(), 31);
+    assert!(used_at.windows(2).all(|w| w[0] == w[1]), "every refusal names the one admission: {used_at:?}");
+    assert_eq!(app.stream_types().await.iter().filter(|t| *t == "ticket.checked_in").count(), 1);
+    assert_eq!(app.tickets(1).await[0]["status"], "used");
+    problem(&app.get(1, &format!("/api/tickets/{id}/code")).await, 409, "not_valid");
+}
+
+#[tokio::test]
+async fn only_gates_and_admins_check_in_and_only_codes_of_their_event() {
+    let app = App::new().await;
+    app.buy(1, 1, json!({"seats": ["31:3:1"]})).await;
+    app.buy(2, 1, json!({"seats": ["31:3:1"]})).await;
+    let mut tickets = app.tickets(1).await;
+    tickets.sort_by_key(|t| t["event_id"].as_str().unwrap_or_default().to_owned());
+    let (one, two) = (tickets[0]["id"].as_str().expect("id").to_owned(), tickets[1]["id"].as_str().expect("id").to_owned());
+    let (code_one, code_two) = (app.code(1, &one).await, app.code(1, &two).await);
+
+    problem(&app.check_in(1, &app.token(1), &code_one).await, 403, "forbidden");
+    problem(&app.check_in(1, &app.token(5), &code_one).await, 403, "forbidden");
+    assert_eq!(call(app.checkout, Method::POST, "/api/events/1/check-in", None, Some(&json!({"code": code_one}))).await.status, StatusCode::UNAUTHORIZED);
+    // Event 2's code at event 1's doors, and the reverse.
+    problem(&app.gate(&code_two).await, 400, "invalid_code");
+    problem(&app.check_in(2, &app.token_as(900, Role::Gate), &code_one).await, 400, "invalid_code");
+    problem(&app.check_in(77, &app.token_as(900, Role::Gate), &code_one).await, 404, "not_found");
+    problem(&app.gate_body(json!({"code": code_one, "extra": 1})).await, 400, "invalid_body");
+    // An admin may scan too.
+    let a = app.check_in(2, &app.token_as(901, Role::Admin), &code_two).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", String::from_utf8_lossy(&a.body));
+    assert_eq!(a.json()["ticket"], two.as_str());
+    assert_eq!(app.gate(&code_one).await.status, StatusCode::OK);
+}
+
+impl App {
+    async fn gate_body(&self, body: Value) -> Answer {
+        call(self.checkout, Method::POST, "/api/events/1/check-in", Some(&self.token_as(900, Role::Gate)), Some(&body)).await
+    }
+}
+
+#[tokio::test]
+async fn a_code_older_than_the_tickets_version_is_superseded() {
+    let app = App::new().await;
+    app.buy(1, 1, json!({"seats": ["31:4:4"]})).await;
+    let id = app.tickets(1).await[0]["id"].as_str().expect("id").to_owned();
+    let old = app.code(1, &id).await;
+    // What a transfer does to the record: a new owner and a higher version.
+    let token = id.split_once('-').expect("event").1.to_owned();
+    let mut conn = app.redis.clone();
+    let raw: String = conn.hget(app.keys.tickets(), &token).await.expect("record");
+    assert_eq!(raw, "valid|1|1|31|31:4:4||");
+    let _: () = conn.hset(app.keys.tickets(), &token, "valid|2|2|31|31:4:4||").await.expect("bump");
+    problem(&app.gate(&old).await, 409, "superseded");
+    problem(&app.get(1, &format!("/api/tickets/{id}/code")).await, 404, "not_found");
+    let new = app.code(2, &id).await;
+    assert_eq!(app.gate(&new).await.status, StatusCode::OK);
+    problem(&app.gate(&old).await, 409, "superseded");
+    problem(&app.gate(&new).await, 409, "already_used");
+}
+
+#[tokio::test]
+async fn the_check_in_function_refuses_calls_out_of_shape() {
+    let app = App::new().await;
+    let scripts = Scripts::load();
+    let mut conn = app.redis.clone();
+    let ticket = "0123456789abcdef0123456789abcdef-1";
+    let calls: Vec<(Vec<String>, Vec<&str>)> = vec![
+        (vec![app.keys.tickets(), app.keys.stream()], vec![ticket, "1", "1"]),
+        (vec![app.keys.tickets(), app.keys.holds()], vec![ticket, "1", "1", "9"]),
+        (vec![app.keys.holds(), app.keys.stream()], vec![ticket, "1", "1", "9"]),
+        (vec![app.keys.tickets(), EventKeys::new(&app.config.redis_prefix, 2).stream()], vec![ticket, "1", "1", "9"]),
+        (vec![app.keys.tickets(), app.keys.stream()], vec!["0123", "1", "1", "9"]),
+        (vec![app.keys.tickets(), app.keys.stream()], vec![ticket, "0", "1", "9"]),
+        (vec![app.keys.tickets(), app.keys.stream()], vec![ticket, "1", "", "9"]),
+    ];
+    for (keys, args) in calls {
+        let mut inv = scripts.check_in.key(&keys[0]);
+        inv.key(&keys[1]);
+        for a in &args {
+            inv.arg(*a);
+        }
+        let r: redis::RedisResult<redis::Value> = inv.invoke_async(&mut conn).await;
+        assert!(r.is_err_and(|e| e.to_string().contains("out of shape")), "{keys:?} {args:?}");
+    }
+    let mut inv = scripts.check_in.key(app.keys.tickets());
+    inv.key(app.keys.stream()).arg(ticket).arg("1").arg("1").arg("9");
+    let r: Vec<String> = inv.invoke_async(&mut conn).await.expect("call");
+    assert_eq!(r, ["not_found"]);
+    assert!(app.stream_types().await.is_empty(), "nothing written");
+}
+
+#[tokio::test]
+async fn tickets_and_check_ins_reach_postgres_through_the_persister() {
+    let app = App::new().await;
+    app.buy(1, 1, json!({"seats": ["31:5:1", "31:5:2"]})).await;
+    app.buy(1, 1, json!({"section_id": GA.to_string(), "quantity": 2})).await;
+    let tickets = app.tickets(1).await;
+    let scanned = tickets.iter().find(|t| t["seat"] == "31:5:2").expect("seat 5:2")["id"].as_str().expect("id").to_owned();
+    let code = app.code(1, &scanned).await;
+    assert_eq!(app.check_in(1, &app.token_as(900, Role::Gate), &code).await.status, StatusCode::OK);
+
+    let settings = PersisterConfig::from_env(&app.config.env).expect("persister config");
+    let worker = Arc::new(
+        PersisterWorker::build(&app.config, &settings, app.db.clone(), app.redis.clone())
+            .with_consumer("t")
+            .with_reader(|o| {
+                o.block = Duration::from_millis(100);
+                o.rediscover = Duration::from_millis(100);
+            })
+            .with_intervals(Duration::from_secs(3600), Duration::from_secs(3600)),
+    );
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(worker.clone().run(rx));
+    let client = app.db.get().await.expect("db");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let rows = loop {
+        let rows = client
+            .query(
+                "SELECT event_id || '-' || order_id || '-' || n, owner_id, section_id, seat, version, status,
+                        used_at IS NOT NULL, checked_in_by FROM tickets ORDER BY order_id, n",
+                &[],
+            )
+            .await
+            .expect("tickets");
+        if rows.iter().any(|r| r.get::<_, String>(5) == "used") && rows.len() == 4 || Instant::now() > deadline {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    assert_eq!(rows.len(), 4, "one row per seat or place");
+    for row in &rows {
+        let (id, owner, version): (String, i64, i32) = (row.get(0), row.get(1), row.get(4));
+        let (status, used, gate): (String, bool, Option<i64>) = (row.get(5), row.get(6), row.get(7));
+        assert_eq!((owner, version), (1, 1), "{id}");
+        if id == scanned {
+            assert_eq!((status.as_str(), used, gate), ("used", true, Some(900)));
+            assert_eq!(row.get::<_, Option<String>>(3).as_deref(), Some("31:5:2"));
+        } else {
+            assert_eq!((status.as_str(), used, gate), ("valid", false, None), "{id}");
+        }
+    }
+    // With Redis's index of the buyer's tickets gone, Postgres still lists them.
+    let mut conn = app.redis.clone();
+    let _: () = conn.del(format!("{}:u:{{1}}:tickets", app.config.redis_prefix)).await.expect("del");
+    let from_pg = app.tickets(1).await;
+    assert_eq!(from_pg.len(), 4);
+    let used = from_pg.iter().find(|t| t["id"] == scanned.as_str()).expect("scanned");
+    assert_eq!((used["status"].as_str(), used["seat"].as_str(), used["section_id"].as_str()), (Some("used"), Some("31:5:2"), Some("31")));
+    assert!(app.tickets(2).await.is_empty());
+}
