@@ -80,6 +80,10 @@ if os.path.exists(os.path.join(bench, "persister.env")):
     want = 2 * direct["RATE"]
     print(f"{'persister (persister_bench, batch 500)':48} {p['PERSIST_RATE']:9.0f} messages/s of {p['PERSIST_MESSAGES']:.0f}"
           f"; target ≥ 2 × the direct hold rate = {want:.0f}/s: {'met' if p['PERSIST_RATE'] >= want else 'not met'}")
+    burst = p.get("PERSIST_BURST_LAG", "-")
+    met = isinstance(burst, float) and burst <= 10
+    print(f"  the stack's persister drained the direct and expiry runs' burst {burst if isinstance(burst, float) else str(burst).replace('_', ' ')}"
+          f"{' s' if isinstance(burst, float) else ''} after its end (target ≤ 10 s: {'met' if met else 'not met'})")
 for label, r in (("direct", direct), ("nginx", nginx)):
     if r["ERRORS"] > 0:
         problems.append(f"lean {label}: {int(r['ERRORS'])} requests were not 201")
