@@ -60,6 +60,7 @@ STAMPEDE_PKGS=(
   "promtool:prometheus"
   "wrk:wrk"
   "curl:curl"
+  "openssl:openssl"
   "ss:iproute2"
   "runuser:util-linux"
 )
