@@ -225,7 +225,7 @@ export function ticketPages(shell) {
       checkIn(codeInput.value);
     });
 
-    page('Gate', form, camera(ctx, (code) => checkIn(code)), result);
+    page('Gate', form, result, camera(ctx, (code) => checkIn(code)));
     if (!eventSelect.value) eventSelect.focus();
     else codeInput.focus();
   }
