@@ -357,11 +357,20 @@ async function main() {
       await sentTicket.getByTestId('transfer-submit').click();
       await sentTicket.getByTestId('transfer-error').filter({ hasText: 'No account uses that e-mail address' }).waitFor();
 
-      step(`transfer ticket ${sentId} to the other buyer; it leaves My tickets`);
+      step(`transfer ticket ${sentId} to the other buyer; it is no longer valid in the buyer's My tickets`);
       await sentTicket.getByTestId('transfer-email').fill(`other-${run}@example.com`);
       await sentTicket.getByTestId('transfer-submit').click();
-      await sentTicket.waitFor({ state: 'detached' });
-      await byId(gateTicketId).locator('[data-testid="ticket-qr"] svg').waitFor();
+      await tid('announcer').filter({ hasText: 'Ticket sent to' }).waitFor();
+      // Gone from the list, or listed as transferred (GET /api/tickets may show
+      // either); reloaded a few times in case the durable copy lags a moment.
+      for (let i = 0; ; i++) {
+        await byId(gateTicketId).locator('[data-testid="ticket-qr"] svg').waitFor();
+        if ((await sentTicket.count()) === 0 || (await sentTicket.getAttribute('data-status')) !== 'valid') break;
+        assert.ok(i < 10, `ticket ${sentId} still shows as valid to its sender after the transfer`);
+        await page.waitForTimeout(500);
+        await page.reload();
+      }
+      assert.equal(await sentTicket.getByTestId('transfer-form').count(), 0, 'no transfer form on a ticket that is not valid');
 
       step('the recipient signs in and sees the ticket valid, with a new code');
       await tid('nav-signout').click();
