@@ -6,6 +6,8 @@
 //   #/holds/{id}        a given hold
 //   #/orders            my orders
 //   #/orders/{id}       one order (the confirmation page)
+//   #/tickets           my tickets: QR codes, transfer (ticketpages.js)
+//   #/gate              check-in at the door, for gate staff and admins
 //   #/signin #/signup   accounts (?next=<route> to come back)
 //   #/admin             create and publish events
 
@@ -16,6 +18,7 @@ import {
   pruneSelection, eventBody, dateToLocalInput, seatsFromRows,
 } from './format.js';
 import { SeatMap, legend } from './seatmap.js';
+import { ticketPages } from './ticketpages.js';
 
 const HOLD_KEY = 'stampede.currentHold';
 const PASS_KEY = 'stampede.queuePass.'; // + event id
@@ -28,6 +31,7 @@ const announcer = document.getElementById('announce');
 const accountBox = document.getElementById('account');
 const resumeBox = document.getElementById('resume');
 const adminLink = document.querySelector('[data-testid="nav-admin"]');
+const gateLink = document.querySelector('[data-testid="nav-gate"]');
 
 const api = createApi({
   fetch: (...a) => window.fetch(...a),
@@ -97,7 +101,7 @@ function renderAccount() {
   const u = user();
   if (u) {
     fill(accountBox,
-      h('span', { class: 'whoami', 'data-testid': 'whoami' }, u.email, u.role === 'admin' ? ' (admin)' : ''),
+      h('span', { class: 'whoami', 'data-testid': 'whoami' }, u.email, u.role === 'admin' || u.role === 'gate' ? ` (${u.role})` : ''),
       h('button', {
         type: 'button', class: 'link', 'data-testid': 'nav-signout',
         onclick: async () => {
@@ -113,6 +117,7 @@ function renderAccount() {
       h('a', { href: '#/signup', 'data-testid': 'nav-signup', class: 'button-link' }, 'Sign up'));
   }
   adminLink.hidden = !(u && u.role === 'admin');
+  gateLink.hidden = !(u && (u.role === 'admin' || u.role === 'gate'));
 }
 
 function renderResume(route) {
@@ -785,6 +790,11 @@ function adminPage() {
   page('Create an event', form, result, h('h2', {}, 'Publish an existing draft'), lookup);
 }
 
+const { myTicketsPage, gatePage } = ticketPages({
+  api, page, loading, busy, showError, clearError, user, needSignIn, eventInfo, sectionName, announce,
+  rerender: () => render(),
+});
+
 function notFoundPage() {
   page('Not found', h('p', {}, 'There is no such page. ', h('a', { href: '#/' }, 'See the events on sale'), '.'));
 }
@@ -847,6 +857,8 @@ async function render() {
         if (parts[1]) await orderPage(ctx, parts[1]);
         else await ordersPage(ctx);
         break;
+      case 'tickets': await myTicketsPage(ctx); break;
+      case 'gate': await gatePage(ctx); break;
       case 'signin': accountPage(ctx, 'signin', params); break;
       case 'signup': accountPage(ctx, 'signup', params); break;
       case 'admin': adminPage(ctx); break;

@@ -1,0 +1,294 @@
+// The pages after the sale: "My tickets" (#/tickets: each ticket with its
+// status; a valid one with its QR code, its code as text and a transfer form)
+// and the gate (#/gate: pick an event, scan with the camera where the browser
+// has BarcodeDetector or paste a code, and see Admitted / Already used /
+// Superseded / Invalid code). The app shell (page, api, busy, …) is passed in
+// by app.js; the decisions live in tickets.js, which is unit-tested.
+
+import { ApiError } from './api.js';
+import { h, fill, field } from './dom.js';
+import { seatLabel, parseSeatId } from './format.js';
+import {
+  ticketStatusText, hasCode, parseCode, checkInOutcome, transferErrorText, looksLikeEmail, sanitizeSvg,
+} from './tickets.js';
+
+const SCAN_EVERY_MS = 250;
+const SAME_CODE_QUIET_MS = 4000; // a code held in front of the camera is checked in once
+const GATE_EVENT_KEY = 'stampede.gateEvent';
+
+/** "Sat 6 Dec 2026, 19:31:05": the gate wants the second a ticket was used. */
+function gateTime(iso) {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return String(iso);
+  return d.toLocaleString('en-GB', { day: 'numeric', month: 'short', year: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+}
+
+/**
+ * The server's QR code SVG as a DOM node: parsed as XML (never HTML, so
+ * nothing in it runs), stripped to drawing by sanitizeSvg, then imported.
+ * Null when it does not parse as an <svg>.
+ */
+export function svgNode(text) {
+  const doc = new DOMParser().parseFromString(String(text), 'image/svg+xml');
+  if (doc.getElementsByTagName('parsererror').length) return null;
+  const root = sanitizeSvg(doc.documentElement);
+  return root ? document.importNode(root, true) : null;
+}
+
+export function ticketPages(shell) {
+  const { api, page, loading, busy, showError, clearError, user, needSignIn, eventInfo, sectionName, announce } = shell;
+
+  function placeOf(t, ev) {
+    if (t.seat) {
+      const s = parseSeatId(t.seat);
+      return s ? `${sectionName(ev, s.section)} · ${seatLabel(t.seat)}` : t.seat;
+    }
+    return `${t.section_id ? sectionName(ev, t.section_id) : 'General admission'} · general admission`;
+  }
+
+  async function myTicketsPage(ctx) {
+    if (!user()) {
+      needSignIn('#/tickets');
+      return;
+    }
+    page('My tickets', loading());
+    const data = await api.get('/api/tickets');
+    if (!ctx.live()) return;
+    if (!data.tickets.length) {
+      page('My tickets', h('p', { 'data-testid': 'tickets-empty' }, 'No tickets yet. ', h('a', { href: '#/' }, 'Find an event'), '.'));
+      return;
+    }
+    const events = new Map();
+    await Promise.all([...new Set(data.tickets.map((t) => t.event_id))].map(async (id) => {
+      events.set(id, await eventInfo(id).catch(() => null));
+    }));
+    if (!ctx.live()) return;
+    page('My tickets',
+      h('p', { class: 'lead' }, 'Show the QR code at the door. A ticket you send to someone else gets a new code: the old one stops working.'),
+      h('ul', { class: 'tickets', 'data-testid': 'tickets-list' }, data.tickets.map((t) => ticketCard(ctx, t, events.get(t.event_id)))));
+  }
+
+  function ticketCard(ctx, t, ev) {
+    const card = h('li', { class: 'ticket card', 'data-testid': 'ticket', 'data-ticket-id': t.id, 'data-status': t.status },
+      h('div', { class: 'ticket-facts' },
+        h('h2', {}, ev ? h('a', { href: `#/events/${t.event_id}` }, ev.name) : `Event ${t.event_id}`),
+        ev ? h('p', { class: 'muted' }, ev.venue) : null,
+        h('p', { 'data-testid': 'ticket-place' }, placeOf(t, ev)),
+        h('p', {}, h('span', { class: `badge ${t.status}`, 'data-testid': 'ticket-status' }, ticketStatusText(t.status)))));
+    if (hasCode(t)) {
+      const codeBox = h('div', { class: 'ticket-code', 'data-testid': 'ticket-code-box' }, loading());
+      card.append(codeBox, transferForm(t));
+      showCode(ctx, t, codeBox).catch((e) => {
+        if (ctx.live()) fill(codeBox, h('p', { class: 'error', role: 'alert' }, 'Could not load the code: ', e.detail || e.message));
+      });
+    }
+    return card;
+  }
+
+  async function showCode(ctx, t, box) {
+    const { code, svg } = await api.get(`/api/tickets/${encodeURIComponent(t.id)}/code`);
+    if (!ctx.live()) return;
+    const node = svgNode(svg);
+    fill(box,
+      node
+        ? h('div', { class: 'qr', role: 'img', 'aria-label': 'QR code of this ticket', 'data-testid': 'ticket-qr' }, node)
+        : h('p', { class: 'error' }, 'The QR code could not be drawn; the code below works as well.'),
+      h('details', { class: 'code-text' },
+        h('summary', {}, 'Code as text'),
+        h('code', { 'data-testid': 'ticket-code' }, code)));
+  }
+
+  function transferForm(t) {
+    const email = h('input', { type: 'email', required: true, autocomplete: 'off', 'data-testid': 'transfer-email' });
+    const send = h('button', { type: 'submit', class: 'secondary', 'data-testid': 'transfer-submit' }, 'Transfer');
+    const err = h('div', { class: 'error', role: 'alert', 'aria-live': 'assertive', 'data-testid': 'transfer-error' });
+    const form = h('form', { class: 'transfer inline', 'data-testid': 'transfer-form', 'aria-label': 'Transfer this ticket' },
+      field('Send to (e-mail)', email, 'The recipient needs a Stampede account.'), send, err);
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      clearError();
+      fill(err);
+      const to = email.value.trim();
+      if (!looksLikeEmail(to)) {
+        fill(err, 'Enter the e-mail address of the recipient\'s account.');
+        email.focus();
+        return;
+      }
+      try {
+        await busy(send, 'Transferring…', () => api.post(`/api/tickets/${encodeURIComponent(t.id)}/transfer`, { to_email: to }));
+        announce(`Ticket sent to ${to}.`);
+        shell.rerender();
+      } catch (e2) {
+        if (!(e2 instanceof ApiError)) throw e2;
+        if (e2.status === 401) {
+          needSignIn('#/tickets');
+          return;
+        }
+        fill(err, transferErrorText(e2));
+      }
+    });
+    return form;
+  }
+
+  // -------------------------------------------------------------------------
+  // the gate
+  // -------------------------------------------------------------------------
+
+  async function gatePage(ctx) {
+    const u = user();
+    if (!u) {
+      needSignIn('#/gate');
+      return;
+    }
+    if (u.role !== 'gate' && u.role !== 'admin') {
+      page('Gate', h('p', { 'data-testid': 'gate-forbidden' }, 'The gate is for door staff. You are signed in as ', u.email, '.'));
+      return;
+    }
+    page('Gate', loading());
+    const events = [];
+    let cursor = null;
+    for (let i = 0; i < 10; i++) {
+      const q = cursor ? `?cursor=${encodeURIComponent(cursor)}` : '';
+      const data = await api.get(`/api/events${q}`);
+      events.push(...data.events);
+      cursor = data.next_cursor;
+      if (!cursor) break;
+    }
+    if (!ctx.live()) return;
+
+    const eventSelect = h('select', { required: true, 'data-testid': 'gate-event' },
+      h('option', { value: '' }, 'Choose the event at this door'),
+      events.map((ev) => h('option', { value: ev.id }, `${ev.name} · ${ev.venue}`)));
+    const remembered = window.sessionStorage.getItem(GATE_EVENT_KEY);
+    if (remembered && events.some((ev) => String(ev.id) === remembered)) eventSelect.value = remembered;
+    eventSelect.addEventListener('change', () => window.sessionStorage.setItem(GATE_EVENT_KEY, eventSelect.value));
+
+    const codeInput = h('textarea', { rows: 3, spellcheck: false, autocomplete: 'off', 'data-testid': 'gate-code' });
+    const submit = h('button', { type: 'submit', class: 'primary', 'data-testid': 'gate-submit' }, 'Check in');
+    const result = h('div', { class: 'gate-result', role: 'status', 'aria-live': 'assertive', 'data-testid': 'gate-result' });
+    const form = h('form', { class: 'gate', 'data-testid': 'gate-form' },
+      field('Event', eventSelect),
+      field('Ticket code', codeInput, 'Paste the code, or scan it with the camera.'),
+      h('div', { class: 'actions' }, submit));
+
+    let checking = false;
+    async function checkIn(text) {
+      clearError();
+      const eventId = eventSelect.value;
+      if (!eventId) {
+        showResult({ kind: 'error', title: 'Choose an event', detail: 'pick the event this door admits to first' });
+        eventSelect.focus();
+        return;
+      }
+      const code = parseCode(text);
+      if (!code) {
+        showResult({ kind: 'invalid', title: 'Invalid code', detail: 'that is not a ticket code' });
+        return;
+      }
+      if (checking) return;
+      checking = true;
+      try {
+        const answer = await busy(submit, 'Checking…', () =>
+          api.post(`/api/events/${encodeURIComponent(eventId)}/check-in`, { code }).catch((e) => {
+            if (e instanceof ApiError && e.status !== 401 && e.status !== 403 && e.status !== 404) return e;
+            throw e;
+          }));
+        if (!ctx.live()) return;
+        const outcome = checkInOutcome(answer, { formatTime: gateTime });
+        if (outcome.kind === 'admitted') {
+          const s = parseSeatId(answer.seat);
+          const ev = events.find((x) => String(x.id) === String(eventId));
+          if (s) outcome.detail = `${sectionName(ev, s.section)} · ${seatLabel(answer.seat)}`;
+        }
+        showResult(outcome);
+        codeInput.value = '';
+        codeInput.focus();
+      } catch (e) {
+        if (e instanceof ApiError && e.status === 401) {
+          needSignIn('#/gate');
+          return;
+        }
+        showResult(checkInOutcome(e));
+      } finally {
+        checking = false;
+      }
+    }
+    function showResult({ kind, title, detail }) {
+      result.dataset.kind = kind;
+      fill(result,
+        h('strong', { class: 'gate-verdict', 'data-testid': 'gate-verdict' }, title),
+        h('span', { 'data-testid': 'gate-detail' }, detail));
+      announce(title);
+    }
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      checkIn(codeInput.value);
+    });
+
+    page('Gate', form, result, camera(ctx, (code) => checkIn(code)));
+    if (!eventSelect.value) eventSelect.focus();
+    else codeInput.focus();
+  }
+
+  /** The camera scanner, where the browser has BarcodeDetector for QR codes; else a note. */
+  function camera(ctx, onCode) {
+    const box = h('section', { class: 'scanner', 'data-testid': 'gate-camera' });
+    if (!('BarcodeDetector' in window) || !navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      box.dataset.state = 'unsupported';
+      fill(box, h('p', { class: 'muted' }, 'This browser cannot scan QR codes: paste the code instead.'));
+      return box;
+    }
+    const video = h('video', { muted: true, playsinline: true, 'aria-label': 'Camera view' });
+    video.hidden = true;
+    const start = h('button', { type: 'button', class: 'secondary', 'data-testid': 'gate-scan' }, 'Scan with the camera');
+    const stopBtn = h('button', { type: 'button', class: 'secondary', hidden: true }, 'Stop the camera');
+    fill(box, h('div', { class: 'actions' }, start, stopBtn), video);
+    let stream = null;
+    let last = { code: null, at: 0 };
+    function stop() {
+      if (stream) for (const track of stream.getTracks()) track.stop();
+      stream = null;
+      video.hidden = true;
+      stopBtn.hidden = true;
+      start.hidden = false;
+    }
+    window.addEventListener('hashchange', stop, { once: true });
+    stopBtn.addEventListener('click', stop);
+    start.addEventListener('click', async () => {
+      try {
+        const formats = await window.BarcodeDetector.getSupportedFormats();
+        if (!formats.includes('qr_code')) {
+          fill(box, h('p', { class: 'muted' }, 'This browser cannot read QR codes: paste the code instead.'));
+          return;
+        }
+        const detector = new window.BarcodeDetector({ formats: ['qr_code'] });
+        stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: 'environment' }, audio: false });
+        video.srcObject = stream;
+        video.hidden = false;
+        stopBtn.hidden = false;
+        start.hidden = true;
+        await video.play();
+        ctx.every(SCAN_EVERY_MS, async () => {
+          if (!stream) return;
+          if (!ctx.live()) {
+            stop();
+            return;
+          }
+          const found = await detector.detect(video);
+          const value = found.length ? found[0].rawValue : null;
+          if (!value) return;
+          const now = Date.now();
+          if (value === last.code && now - last.at < SAME_CODE_QUIET_MS) return;
+          last = { code: value, at: now };
+          await onCode(value);
+        });
+      } catch (e) {
+        stop();
+        showError(new Error(`the camera could not be used (${e.message || e}): paste the code instead`));
+      }
+    });
+    return box;
+  }
+
+  return { myTicketsPage, gatePage };
+}
