@@ -4,7 +4,8 @@ fixed reference script measured in the same run (the honest denominator),
 the real hold function's own rate, CPU and Redis bytes per hold, expiry
 lag, the two Goose runs (buyers with think times; no think time) per
 request kind with the CPU of every process over each run and the process
-that stands in the way, errors by status, persister lag, and the verdict.
+that stands in the way, errors by status, persister lag, the check-in
+burst (doors open: check-ins/s, p99, double admissions), and the verdict.
 
 Usage: bench-report.py BENCH_DIR LAG FAIL SMOKE (and BENCH_DIR's *.env files)
 Prints `RESULT: PASS` or `RESULT: FAIL (...)` last.
@@ -223,4 +224,20 @@ with open(os.path.join(bench, "oversell.txt")) as f:
     lines = f.read().strip().splitlines()
     print("\n".join("oversell check: " + line for line in lines) if lines else "oversell check: no output")
 print()
+if os.path.exists(os.path.join(bench, "doors.env")):
+    d = env("doors.env")
+    print()
+    print(f"{'measure':48} {'rate/s':>9} {'':>7} {'p50 ms':>7} {'p99 ms':>7}")
+    print(f"{'check-in burst, nginx (wrk, 64 conns)':48} {d['DOORS_RATE']:9.0f} {'':>7} {d['DOORS_P50']:7.2f} {d['DOORS_P99']:7.2f}")
+    print(f"  doors open: {d['DOORS_SCANS']:.0f} scans of {d['DOORS_USED_REDIS']:.0f} used tickets; admitted {d['DOORS_ADMITTED']:.0f},"
+          f" second scans answered 409 already_used {d['DOORS_AGAIN']:.0f}, anything else {d['DOORS_OTHER']:.0f};"
+          f" used in Postgres {d['DOORS_USED_PG']:.0f}; tickets with ticket.checked_in {d['DOORS_STREAM_TICKETS']:.0f},"
+          f" double admissions {d['DOORS_DOUBLE']:.0f}")
+    print(f"  (p50/p99 include the {d['DOORS_FILLER']:.0f} ticket-key requests of connections whose share was all sent)")
+    if d["DOORS_OK"] != 1:
+        problems.append(f"check-in burst: {d['DOORS_DOUBLE']:.0f} double admissions, {d['DOORS_ADMITTED']:.0f} admitted,"
+                        f" {d['DOORS_AGAIN']:.0f} second scans refused, {d['DOORS_OTHER']:.0f} other answers")
+else:
+    problems.append("check-in burst: no figures (doors.env missing)")
+
 print("RESULT: PASS" if not problems else "RESULT: FAIL (" + "; ".join(problems) + ")")

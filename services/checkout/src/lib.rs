@@ -1,8 +1,8 @@
 //! The checkout service: `POST /api/holds/{id}/payment`, `GET /api/orders`,
 //! `GET /api/orders/{id}`, and the tickets the orders become:
 //! `GET /api/tickets`, `GET /api/tickets/{id}/code` (a signed code, see
-//! [`codes`]), `GET /api/events/{id}/ticket-key` and
-//! `POST /api/events/{id}/check-in`.
+//! [`codes`]), `POST /api/tickets/{id}/transfer`,
+//! `GET /api/events/{id}/ticket-key` and `POST /api/events/{id}/check-in`.
 //!
 //! A payment is charged through a [`PaymentGateway`], then one Lua script
 //! turns the held seats into sold seats, writes the order and appends

@@ -1,10 +1,11 @@
 //! The notifier (`stampede serve notifier`): sends the confirmation e-mail
-//! for every `order.confirmed` on the event streams, through its own
-//! consumer group. The sink is a mail directory (one RFC 5322 message per
-//! order, plain text and HTML); each message is published with an atomic
-//! hard link named after the order, so a message delivered twice — a crash
-//! before the ack, a claim by another notifier — still sends exactly one
-//! e-mail.
+//! for every `order.confirmed` on the event streams, and for every
+//! `ticket.transferred` one to each side (the giver and the recipient),
+//! through its own consumer group. The sink is a mail directory (one RFC
+//! 5322 message per order or per side of a transfer, plain text and HTML);
+//! each message is published with an atomic hard link named after what it
+//! announces, so a message delivered twice — a crash before the ack, a
+//! claim by another notifier — still sends exactly one e-mail.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,7 +21,7 @@ use stampede_common::clock::rfc3339;
 use stampede_common::http;
 use stampede_common::ids::random_hex;
 use stampede_common::store::Redis;
-use stampede_inventory::HoldId;
+use stampede_inventory::{HoldId, TicketId};
 use stampede_inventory::streams::{Entry, GroupReader, ReaderOptions, consumer_name};
 use tokio::sync::watch;
 
@@ -48,8 +49,8 @@ struct EventInfo {
 
 impl NotifierWorker {
     pub fn build(config: &Config, checkout: &CheckoutConfig, db: Pool, redis: Redis) -> Self {
-        describe_counter!("emails_sent_total", Unit::Count, "Order confirmation e-mails written to the mail sink.");
-        describe_counter!("emails_duplicate_total", Unit::Count, "Redelivered orders whose e-mail had already been sent (not sent again).");
+        describe_counter!("emails_sent_total", Unit::Count, "E-mails (order confirmations, both sides of a transfer) written to the mail sink.");
+        describe_counter!("emails_duplicate_total", Unit::Count, "Redelivered entries whose e-mail had already been sent (not sent again).");
         let mut options = checkout.reader.clone();
         options.batch = options.batch.min(100);
         Self {
@@ -99,8 +100,13 @@ impl NotifierWorker {
     async fn deliver(&self, reader: &GroupReader, entries: &[Entry], events: &mut HashMap<i64, EventInfo>) -> anyhow::Result<()> {
         let mut done = Vec::with_capacity(entries.len());
         for entry in entries {
-            if entry.kind() == "order.confirmed" {
-                match self.send(entry, events).await {
+            let sent = match entry.kind() {
+                "order.confirmed" => Some(self.send(entry, events).await),
+                "ticket.transferred" => Some(self.send_transfer(entry, events).await),
+                _ => None,
+            };
+            if let Some(sent) = sent {
+                match sent {
                     Ok(()) => {}
                     Err(e) if entry.deliveries >= self.options.max_deliveries => {
                         reader.dead_letter(entry, &format!("{e:#}")).await?;
@@ -123,14 +129,7 @@ impl NotifierWorker {
             counter!("emails_duplicate_total").increment(1);
             return Ok(());
         }
-        let info = match events.get(&entry.event) {
-            Some(i) => i.clone(),
-            None => {
-                let i = self.event_info(entry.event).await?;
-                events.insert(entry.event, i.clone());
-                i
-            }
-        };
+        let info = self.cached_event(entry.event, events).await?;
         let user: i64 = field("user")?.parse().context("order.confirmed with a bad user")?;
         let client = self.db.get().await.context("postgres")?;
         let email: String = client
@@ -148,6 +147,62 @@ impl NotifierWorker {
             tracing::info!(order = %order, to = %email, "confirmation e-mail sent");
         } else {
             counter!("emails_duplicate_total").increment(1);
+        }
+        Ok(())
+    }
+
+    /// The event's facts, cached per batch run.
+    async fn cached_event(&self, event: i64, events: &mut HashMap<i64, EventInfo>) -> anyhow::Result<EventInfo> {
+        if let Some(i) = events.get(&event) {
+            return Ok(i.clone());
+        }
+        let i = self.event_info(event).await?;
+        events.insert(event, i.clone());
+        Ok(i)
+    }
+
+    /// Writes both e-mails of one transfer (to the giver and to the
+    /// recipient), each unless it was written before.
+    async fn send_transfer(&self, entry: &Entry, events: &mut HashMap<i64, EventInfo>) -> anyhow::Result<()> {
+        let field = |name: &str| entry.field(name).with_context(|| format!("ticket.transferred without {name}"));
+        let (order, n) = field("ticket")?.rsplit_once('-').context("ticket.transferred with a bad ticket")?;
+        let ticket = TicketId { event: entry.event, order: order.to_owned(), n: n.parse().context("ticket.transferred with a bad ticket")? }.public();
+        let version = field("ver")?;
+        let paths = [Side::Giver, Side::Recipient].map(|side| (side, self.mail_dir.join(format!("transfer-{ticket}-v{version}-{}.eml", side.name()))));
+        if paths.iter().all(|(_, p)| p.exists()) {
+            counter!("emails_duplicate_total").increment(2);
+            return Ok(());
+        }
+        let info = self.cached_event(entry.event, events).await?;
+        let from: i64 = field("from")?.parse().context("ticket.transferred with a bad from")?;
+        let to: i64 = field("user")?.parse().context("ticket.transferred with a bad user")?;
+        let client = self.db.get().await.context("postgres")?;
+        let email = |user: i64| {
+            let client = &client;
+            async move {
+                client
+                    .query_opt("SELECT email FROM users WHERE id = $1", &[&user])
+                    .await?
+                    .map(|r| r.get::<_, String>(0))
+                    .with_context(|| format!("no user {user}"))
+            }
+        };
+        let (giver, recipient) = (email(from).await?, email(to).await?);
+        drop(client);
+        let seat = field("seat")?;
+        let transfer = TransferMail { ticket: &ticket, seat, giver: &giver, recipient: &recipient, event: &info };
+        for (side, path) in paths {
+            if path.exists() {
+                counter!("emails_duplicate_total").increment(1);
+                continue;
+            }
+            let message = render_transfer(side, &transfer);
+            if publish(&self.mail_dir, &path, &message).await? {
+                counter!("emails_sent_total").increment(1);
+                tracing::info!(ticket = %ticket, side = side.name(), "transfer e-mail sent");
+            } else {
+                counter!("emails_duplicate_total").increment(1);
+            }
         }
         Ok(())
     }
@@ -218,6 +273,73 @@ fn render(to: &str, order: &str, event: &EventInfo, seats: &[&str], qty: i64, am
     )
 }
 
+/// Which side of a transfer an e-mail goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    Giver,
+    Recipient,
+}
+
+impl Side {
+    fn name(self) -> &'static str {
+        match self {
+            Side::Giver => "from",
+            Side::Recipient => "to",
+        }
+    }
+}
+
+/// What both e-mails of a transfer say.
+struct TransferMail<'a> {
+    ticket: &'a str,
+    /// `<section>:<row>:<n>`, empty for a general-admission place.
+    seat: &'a str,
+    giver: &'a str,
+    recipient: &'a str,
+    event: &'a EventInfo,
+}
+
+/// One side's e-mail of a transfer: multipart/alternative, plain text and HTML.
+fn render_transfer(side: Side, t: &TransferMail<'_>) -> String {
+    let place = if t.seat.is_empty() { "general admission".to_owned() } else { format!("seat {}", t.seat) };
+    let (to, subject, lead) = match side {
+        Side::Giver => (
+            t.giver,
+            format!("You sent a ticket for {}", t.event.name),
+            format!("You transferred ticket {} ({place}) to {}. Its old code no longer works.", t.ticket, t.recipient),
+        ),
+        Side::Recipient => (
+            t.recipient,
+            format!("{} sent you a ticket for {}", t.giver, t.event.name),
+            format!("{} transferred ticket {} ({place}) to you. Find its code under My tickets.", t.giver, t.ticket),
+        ),
+    };
+    let text = format!(
+        "{lead}\r\n\r\nEvent: {}\r\nVenue: {}\r\nStarts: {}\r\n\r\nSee you there.\r\n",
+        t.event.name, t.event.venue, t.event.starts_at
+    );
+    let html = format!(
+        "<html><body><h1>Ticket transferred</h1><p>{}</p><table>\
+         <tr><th>Event</th><td>{}</td></tr><tr><th>Venue</th><td>{}</td></tr><tr><th>Starts</th><td>{}</td></tr>\
+         </table></body></html>",
+        html_escape(&lead),
+        html_escape(&t.event.name),
+        html_escape(&t.event.venue),
+        html_escape(&t.event.starts_at),
+    );
+    let boundary = format!("stampede-{}", random_hex(8));
+    let id = format!("transfer-{}-{}", t.ticket, side.name());
+    format!(
+        "From: Stampede <tickets@stampede.local>\r\nTo: {to}\r\nSubject: {}\r\nMessage-ID: <{id}-{}@stampede.local>\r\n\
+         X-Stampede-Ticket: {}\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n\
+         --{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n\
+         --{boundary}\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n--{boundary}--\r\n",
+        subject.replace(['\r', '\n'], " "),
+        random_hex(4),
+        t.ticket,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,6 +353,17 @@ mod tests {
         assert!(m.contains("Total: 120.50"));
         assert!(m.contains("Rock &lt;Night&gt;"));
         assert!(m.contains("text/plain") && m.contains("text/html"));
+    }
+
+    #[test]
+    fn renders_each_side_of_a_transfer() {
+        let info = EventInfo { name: "Jazz & Co".into(), venue: "Club".into(), starts_at: "2027-01-01T20:00:00.000Z".into() };
+        let t = TransferMail { ticket: "1-abc-2", seat: "3:1:2", giver: "ann@x.y", recipient: "bob@x.y", event: &info };
+        let from = render_transfer(Side::Giver, &t);
+        assert!(from.contains("To: ann@x.y\r\n") && from.contains("to bob@x.y") && from.contains("seat 3:1:2"));
+        assert!(from.contains("Jazz &amp; Co") && from.contains("X-Stampede-Ticket: 1-abc-2"));
+        let to = render_transfer(Side::Recipient, &TransferMail { seat: "", ..t });
+        assert!(to.contains("To: bob@x.y\r\n") && to.contains("Subject: ann@x.y sent you a ticket") && to.contains("general admission"));
     }
 
     #[tokio::test]

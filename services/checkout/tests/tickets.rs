@@ -440,3 +440,309 @@ async fn tickets_and_check_ins_reach_postgres_through_the_persister() {
     assert_eq!((used["status"].as_str(), used["seat"].as_str(), used["section_id"].as_str()), (Some("used"), Some("31:5:2"), Some("31")));
     assert!(app.tickets(2).await.is_empty());
 }
+
+impl App {
+    /// Users 1 to 4 as accounts (`fan<i>@example.com`), event 1 starting
+    /// tomorrow and event 2 an hour ago, in Postgres: what a transfer looks
+    /// up.
+    async fn accounts_and_events(&self) {
+        let client = self.db.get().await.expect("db");
+        for i in 1..=4i64 {
+            client
+                .execute(
+                    "INSERT INTO users (id, email, password_hash) OVERRIDING SYSTEM VALUE VALUES ($1, $2, 'x')",
+                    &[&i, &format!("fan{i}@example.com")],
+                )
+                .await
+                .expect("user");
+        }
+        for (event, starts) in [(1i64, "1 day"), (2, "-1 hour")] {
+            client
+                .execute(
+                    "INSERT INTO events (id, name, venue, starts_at, sale_starts_at, hold_seconds, per_user_limit, status)
+                     OVERRIDING SYSTEM VALUE
+                     VALUES ($1, 'Gig', 'Hall', now() + $2::text::interval, now() - interval '2 days', 60, 10, 'published')",
+                    &[&event, &starts],
+                )
+                .await
+                .expect("event");
+        }
+    }
+
+    async fn transfer(&self, user: u32, ticket: &str, body: Value) -> Answer {
+        call(self.checkout, Method::POST, &format!("/api/tickets/{ticket}/transfer"), Some(&self.token(user)), Some(&body)).await
+    }
+
+    async fn stream_entries(&self, kind: &str) -> Vec<redis::streams::StreamId> {
+        let mut conn = self.redis.clone();
+        let r: redis::streams::StreamRangeReply = conn.xrange_all(self.keys.stream()).await.expect("xrange");
+        r.ids.into_iter().filter(|e| e.get::<String>("type").as_deref() == Some(kind)).collect()
+    }
+
+    /// A persister on the test's streams until `done` holds of Postgres (or 10 s).
+    async fn persist_until(&self, sql: &str, done: impl Fn(&[tokio_postgres::Row]) -> bool) -> Vec<tokio_postgres::Row> {
+        let settings = PersisterConfig::from_env(&self.config.env).expect("persister config");
+        let worker = Arc::new(
+            PersisterWorker::build(&self.config, &settings, self.db.clone(), self.redis.clone())
+                .with_consumer("t")
+                .with_reader(|o| {
+                    o.block = Duration::from_millis(100);
+                    o.rediscover = Duration::from_millis(100);
+                })
+                .with_intervals(Duration::from_secs(3600), Duration::from_secs(3600)),
+        );
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(worker.clone().run(rx));
+        let client = self.db.get().await.expect("db");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let rows = loop {
+            let rows = client.query(sql, &[]).await.expect("query");
+            if done(&rows) || Instant::now() > deadline {
+                break rows;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let _ = stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        rows
+    }
+}
+
+#[tokio::test]
+async fn a_transfer_moves_the_ticket_voids_the_old_code_and_the_new_code_admits_once() {
+    let app = App::new().await;
+    app.accounts_and_events().await;
+    app.buy(1, 1, json!({"seats": ["31:2:1"]})).await;
+    let id = app.tickets(1).await[0]["id"].as_str().expect("id").to_owned();
+    let old = app.code(1, &id).await;
+
+    // The address is matched as sign-up stores it: trimmed, lower case.
+    let a = app.transfer(1, &id, json!({"to_email": " Fan2@Example.com "})).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", String::from_utf8_lossy(&a.body));
+    let order = id.rsplit_once('-').expect("n").0.to_owned();
+    assert_eq!(
+        a.json(),
+        json!({"id": id, "order_id": order, "event_id": "1", "section_id": "31", "seat": "31:2:1", "status": "valid"})
+    );
+    // The giver still sees it, as transferred; the recipient has it, valid.
+    let mine = app.tickets(1).await;
+    assert_eq!((mine.len(), mine[0]["id"].as_str(), mine[0]["status"].as_str()), (1, Some(id.as_str()), Some("transferred")));
+    let theirs = app.tickets(2).await;
+    assert_eq!((theirs.len(), theirs[0]["id"].as_str(), theirs[0]["status"].as_str()), (1, Some(id.as_str()), Some("valid")));
+    problem(&app.get(1, &format!("/api/tickets/{id}/code")).await, 404, "not_found");
+    problem(&app.transfer(1, &id, json!({"to_email": "fan3@example.com"})).await, 404, "not_found");
+
+    // The old code is void at the gate; the recipient's new one admits, once.
+    problem(&app.gate(&old).await, 409, "superseded");
+    let new = app.code(2, &id).await;
+    let admitted = app.gate(&new).await;
+    assert_eq!(admitted.status, StatusCode::OK, "{}", String::from_utf8_lossy(&admitted.body));
+    problem(&app.gate(&new).await, 409, "already_used");
+    problem(&app.gate(&old).await, 409, "superseded");
+
+    let moved = app.stream_entries("ticket.transferred").await;
+    assert_eq!(moved.len(), 1);
+    let field = |k: &str| moved[0].get::<String>(k).unwrap_or_default();
+    assert_eq!(
+        (field("ticket"), field("from"), field("user"), field("ver"), field("section"), field("seat")),
+        (id.split_once('-').expect("event").1.to_owned(), "1".into(), "2".into(), "2".into(), "31".into(), "31:2:1".into())
+    );
+    let scans = app.stream_entries("ticket.checked_in").await;
+    assert_eq!((scans.len(), scans[0].get::<String>("user").as_deref(), scans[0].get::<String>("ver").as_deref()), (1, Some("2"), Some("2")));
+}
+
+#[tokio::test]
+async fn transfers_are_refused_per_the_contract() {
+    let app = App::new().await;
+    app.accounts_and_events().await;
+    app.buy(1, 1, json!({"seats": ["31:3:1", "31:3:2", "31:3:3"]})).await;
+    app.buy(2, 1, json!({"section_id": GA.to_string(), "quantity": 1})).await;
+    let mut mine = app.tickets(1).await;
+    mine.sort_by_key(|t| (t["event_id"].as_str().unwrap_or_default().to_owned(), t["seat"].to_string()));
+    let ids: Vec<String> = mine.iter().map(|t| t["id"].as_str().expect("id").to_owned()).collect();
+    let (used, listed, fine, started) = (&ids[0], &ids[1], &ids[2], &ids[3]);
+    let to = json!({"to_email": "fan2@example.com"});
+
+    // Not the caller's (or no such ticket): 404, whoever is asked for.
+    problem(&app.transfer(3, fine, to.clone()).await, 404, "not_found");
+    problem(&app.transfer(3, fine, json!({"to_email": "nobody@example.com"})).await, 404, "not_found");
+    problem(&app.transfer(1, "1-nothere-1", to.clone()).await, 404, "not_found");
+    // No account with that address.
+    problem(&app.transfer(1, fine, json!({"to_email": "nobody@example.com"})).await, 404, "no_such_user");
+    // Used, or listed for resale: 409.
+    let code = app.code(1, used).await;
+    assert_eq!(app.gate(&code).await.status, StatusCode::OK);
+    let a = app.transfer(1, used, to.clone()).await;
+    problem(&a, 409, "not_valid");
+    assert_eq!(a.json()["status"], "used");
+    let token = listed.split_once('-').expect("event").1.to_owned();
+    let mut conn = app.redis.clone();
+    let _: () = conn.hset(app.keys.tickets(), &token, "listed|1|1|31|31:3:2||").await.expect("list");
+    let a = app.transfer(1, listed, to.clone()).await;
+    problem(&a, 409, "not_valid");
+    assert_eq!(a.json()["status"], "listed");
+    // Event 2 started an hour ago.
+    problem(&app.transfer(1, started, to.clone()).await, 403, "transfer_closed");
+    // To oneself, a malformed body, no token.
+    problem(&app.transfer(1, fine, json!({"to_email": "fan1@example.com"})).await, 400, "same_owner");
+    problem(&app.transfer(1, fine, json!({"to": "fan2@example.com"})).await, 400, "invalid_body");
+    let path = format!("/api/tickets/{fine}/transfer");
+    assert_eq!(call(app.checkout, Method::POST, &path, None, Some(&to)).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(call(app.checkout, Method::GET, &path, Some(&app.token(1)), None).await.status, StatusCode::METHOD_NOT_ALLOWED);
+
+    assert!(app.stream_entries("ticket.transferred").await.is_empty(), "no refusal moved anything");
+    let statuses: Vec<String> = app.tickets(1).await.iter().map(|t| t["status"].as_str().unwrap_or_default().to_owned()).collect();
+    assert!(!statuses.iter().any(|s| s == "transferred"), "{statuses:?}");
+    assert_eq!(app.transfer(1, fine, to).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn sixteen_concurrent_transfers_of_one_ticket_move_it_once() {
+    let app = Arc::new(App::new().await);
+    app.accounts_and_events().await;
+    app.buy(1, 1, json!({"section_id": GA.to_string(), "quantity": 1})).await;
+    let id = app.tickets(1).await[0]["id"].as_str().expect("id").to_owned();
+    let mut tries = tokio::task::JoinSet::new();
+    for i in 0..16 {
+        let (app, id) = (app.clone(), id.clone());
+        // To three recipients: exactly one wins, whichever.
+        tries.spawn(async move { app.transfer(1, &id, json!({"to_email": format!("fan{}@example.com", 2 + i % 3)})).await });
+    }
+    let (mut moved, mut refused) = (0, 0);
+    while let Some(a) = tries.join_next().await {
+        let a = a.expect("transfer");
+        if a.status == StatusCode::OK {
+            moved += 1;
+        } else {
+            problem(&a, 404, "not_found");
+            refused += 1;
+        }
+    }
+    assert_eq!((moved, refused), (1, 15));
+    let moves = app.stream_entries("ticket.transferred").await;
+    assert_eq!(moves.len(), 1);
+    assert_eq!(moves[0].get::<String>("ver").as_deref(), Some("2"));
+    let owner = moves[0].get::<String>("user").expect("user");
+    let owner: u32 = owner.parse().expect("id");
+    assert_eq!(app.tickets(owner).await[0]["status"], "valid");
+    let others: Vec<u32> = (2..=4).filter(|u| *u != owner).collect();
+    for u in others {
+        assert!(app.tickets(u).await.is_empty(), "user {u}");
+    }
+}
+
+#[tokio::test]
+async fn the_transfer_function_refuses_calls_out_of_shape_and_answers_each_case() {
+    let app = App::new().await;
+    let scripts = Scripts::load();
+    let mut conn = app.redis.clone();
+    let ticket = "0123456789abcdef0123456789abcdef-1";
+    let later = (stampede_common::clock::now_ms() + 3_600_000).to_string();
+    let calls: Vec<(Vec<String>, Vec<&str>)> = vec![
+        (vec![app.keys.tickets(), app.keys.stream()], vec![ticket, "1", "2"]),
+        (vec![app.keys.tickets(), app.keys.holds()], vec![ticket, "1", "2", &later]),
+        (vec![app.keys.holds(), app.keys.stream()], vec![ticket, "1", "2", &later]),
+        (vec![app.keys.tickets(), EventKeys::new(&app.config.redis_prefix, 2).stream()], vec![ticket, "1", "2", &later]),
+        (vec![app.keys.tickets(), app.keys.stream()], vec!["0123", "1", "2", &later]),
+        (vec![app.keys.tickets(), app.keys.stream()], vec![ticket, "", "2", &later]),
+        (vec![app.keys.tickets(), app.keys.stream()], vec![ticket, "1", "a|b", &later]),
+        (vec![app.keys.tickets(), app.keys.stream()], vec![ticket, "1", "2", "soon"]),
+    ];
+    let invoke = |keys: &[String], args: &[&str]| {
+        let mut inv = scripts.transfer.key(&keys[0]);
+        inv.key(&keys[1]);
+        for a in args {
+            inv.arg(*a);
+        }
+        inv
+    };
+    for (keys, args) in &calls {
+        let r: redis::RedisResult<redis::Value> = invoke(keys, args).invoke_async(&mut conn).await;
+        assert!(r.is_err_and(|e| e.to_string().contains("out of shape")), "{keys:?} {args:?}");
+    }
+    let keys = [app.keys.tickets(), app.keys.stream()];
+    let caller = app.redis.clone();
+    let answer = |args: Vec<String>| {
+        let (keys, scripts) = (keys.clone(), &scripts);
+        let mut conn = caller.clone();
+        async move {
+            let mut inv = scripts.transfer.key(&keys[0]);
+            inv.key(&keys[1]);
+            for a in &args {
+                inv.arg(a);
+            }
+            inv.invoke_async::<Vec<String>, _>(&mut conn).await.expect("call")
+        }
+    };
+    let args = |from: &str, to: &str, starts: &str| vec![ticket.to_owned(), from.to_owned(), to.to_owned(), starts.to_owned()];
+    assert_eq!(answer(args("1", "2", &later)).await, ["not_found"]);
+    let _: () = conn.hset(app.keys.tickets(), ticket, "valid|1|3|32|||").await.expect("ticket");
+    assert_eq!(answer(args("2", "3", &later)).await, ["not_found"], "not the caller's");
+    assert_eq!(answer(args("1", "1", &later)).await, ["same_owner"]);
+    assert_eq!(answer(args("1", "2", "0")).await, ["closed"]);
+    let r = answer(args("1", "2", &later)).await;
+    assert_eq!((r[0].as_str(), r[1].as_str(), r[3].as_str(), r[4].as_str()), ("ok", "4", "32", ""));
+    let raw: String = conn.hget(app.keys.tickets(), ticket).await.expect("record");
+    assert_eq!(raw, "valid|2|4|32|||");
+    let _: () = conn.hset(app.keys.tickets(), ticket, "used|2|4|32||17|9").await.expect("used");
+    assert_eq!(answer(args("2", "3", &later)).await, ["not_valid", "used"]);
+    assert_eq!(app.stream_types().await, ["ticket.transferred"], "one call moved it");
+}
+
+#[tokio::test]
+async fn transfers_reach_postgres_with_their_audit_row_and_both_sides_are_emailed() {
+    let app = App::new().await;
+    app.accounts_and_events().await;
+    app.buy(1, 1, json!({"seats": ["31:5:3"]})).await;
+    let id = app.tickets(1).await[0]["id"].as_str().expect("id").to_owned();
+    assert_eq!(app.transfer(1, &id, json!({"to_email": "fan2@example.com"})).await.status, StatusCode::OK);
+    assert_eq!(app.transfer(2, &id, json!({"to_email": "fan3@example.com"})).await.status, StatusCode::OK);
+
+    let rows = app
+        .persist_until(
+            "SELECT x.from_user, x.to_user, x.version, x.at IS NOT NULL, t.owner_id, t.version, t.status
+             FROM ticket_transfers x JOIN tickets t USING (order_id, n) ORDER BY x.version",
+            |rows| rows.len() == 2 && rows[0].get::<_, i32>(5) == 3,
+        )
+        .await;
+    let got: Vec<(i64, i64, i32, bool, i64, i32, String)> =
+        rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6))).collect();
+    assert_eq!(got, vec![(1, 2, 2, true, 3, 3, "valid".into()), (2, 3, 3, true, 3, 3, "valid".into())]);
+    // With Redis's indexes gone, Postgres lists it: the givers' as transferred.
+    let mut conn = app.redis.clone();
+    for u in 1..=3 {
+        let _: () = conn.del(format!("{}:u:{{{u}}}:tickets", app.config.redis_prefix)).await.expect("del");
+    }
+    for (user, status) in [(1, "transferred"), (2, "transferred"), (3, "valid")] {
+        let list = app.tickets(user).await;
+        assert_eq!((list.len(), list[0]["id"].as_str(), list[0]["status"].as_str()), (1, Some(id.as_str()), Some(status)), "user {user}");
+    }
+
+    // The notifier: one e-mail to each side of each transfer.
+    let settings = CheckoutConfig::from_env(&app.config.env).expect("checkout config");
+    let worker = Arc::new(stampede_checkout::NotifierWorker::build(&app.config, &settings, app.db.clone(), app.redis.clone()));
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(worker.run(rx));
+    let dir = std::path::PathBuf::from(&settings.mail_dir);
+    let transfers = || {
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .map(|d| d.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("transfer-")).collect())
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while transfers().len() < 4 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    let want: Vec<String> = ["v2-from", "v2-to", "v3-from", "v3-to"].iter().map(|s| format!("transfer-{id}-{s}.eml")).collect();
+    assert_eq!(transfers(), want);
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).expect("mail");
+    let first_from = read(&want[0]);
+    assert!(first_from.contains("To: fan1@example.com\r\n") && first_from.contains("to fan2@example.com"), "{first_from}");
+    let first_to = read(&want[1]);
+    assert!(first_to.contains("To: fan2@example.com\r\n") && first_to.contains("Subject: fan1@example.com sent you a ticket for Gig"), "{first_to}");
+    assert!(read(&want[3]).contains("To: fan3@example.com\r\n"));
+}

@@ -32,4 +32,4 @@ pub use queue::{Admission, QueueOutcome, queue_join, queue_status};
 pub use release::{FINISHED_RETENTION_MS, Reason, ReleaseOutcome, forget, release};
 pub use scripts::Scripts;
 pub use seats::{SeatStatus, taken_seats};
-pub use tickets::{CheckIn, Presented, TicketId, TicketRecord, check_in, read_ticket, read_tickets};
+pub use tickets::{CheckIn, Presented, TicketId, TicketRecord, Transfer, check_in, read_ticket, read_tickets, transfer};

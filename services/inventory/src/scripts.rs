@@ -17,7 +17,7 @@ use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, RedisResult, ToRedisArgs
 const LIB: &str = include_str!("../../../lua/lib.lua");
 
 /// Each function of the library: its name and its file in `lua/`.
-const BODIES: [(&str, &str); 10] = [
+const BODIES: [(&str, &str); 11] = [
     ("hold", include_str!("../../../lua/hold.lua")),
     ("hold_ga", include_str!("../../../lua/hold_ga.lua")),
     ("release", include_str!("../../../lua/release.lua")),
@@ -27,6 +27,7 @@ const BODIES: [(&str, &str); 10] = [
     ("forget", include_str!("../../../lua/forget.lua")),
     ("expire_bucket", include_str!("../../../lua/expire_bucket.lua")),
     ("check_in", include_str!("../../../lua/check_in.lua")),
+    ("transfer", include_str!("../../../lua/transfer.lua")),
     // Last: it calls hold_ga and expire_bucket, which must be defined before it.
     ("hold_best", include_str!("../../../lua/hold_best.lua")),
 ];
@@ -172,6 +173,7 @@ pub struct Scripts {
     pub expire_bucket: Function,
     pub hold_best: Function,
     pub check_in: Function,
+    pub transfer: Function,
     pub library: Arc<Library>,
 }
 
@@ -190,6 +192,7 @@ impl Scripts {
             expire_bucket: f("expire_bucket"),
             hold_best: f("hold_best"),
             check_in: f("check_in"),
+            transfer: f("transfer"),
             library,
         }
     }

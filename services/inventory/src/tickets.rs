@@ -1,6 +1,7 @@
 //! Tickets: each seat or place of a confirmed order becomes one, written by
 //! `lua/confirm.lua` in the event's `tickets` hash, and admitted once at
-//! the gate by `lua/check_in.lua`.
+//! the gate by `lua/check_in.lua`; `lua/transfer.lua` gives one to another
+//! user.
 //!
 //! A ticket is owned and versioned: whatever moves it to another owner
 //! (transfer, resale) bumps its version, and a code carrying an older
@@ -146,6 +147,55 @@ pub async fn check_in(conn: &mut Redis, scripts: &Scripts, keys: &EventKeys, cod
         Some("superseded") => CheckIn::Superseded,
         Some("not_valid") => CheckIn::NotValid(reply.get(1).map(text).unwrap_or_default()),
         _ => CheckIn::NotFound,
+    })
+}
+
+/// What a transfer decided (see `lua/transfer.lua`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Transfer {
+    /// The ticket is the recipient's now, at this version (its old codes void).
+    Moved { version: i64, at_ms: i64, section: i64, seat: Option<String> },
+    /// No such ticket, or not the caller's.
+    NotFound,
+    /// The event has started.
+    Closed,
+    /// The ticket cannot move in its status (used, listed).
+    NotValid(String),
+    /// The recipient already owns it.
+    SameOwner,
+}
+
+/// Moves a ticket from `from` (who must own it) to `to`, unless the event
+/// has started (`starts_ms`), bumping its version and announcing
+/// `ticket.transferred`, in one atomic step.
+pub async fn transfer(
+    conn: &mut Redis,
+    scripts: &Scripts,
+    keys: &EventKeys,
+    ticket: &TicketId,
+    from: &str,
+    to: &str,
+    starts_ms: i64,
+) -> RedisResult<Transfer> {
+    let reply: Vec<Value> = scripts
+        .transfer
+        .key(keys.tickets())
+        .key(keys.stream())
+        .arg(ticket.token())
+        .arg(from)
+        .arg(to)
+        .arg(starts_ms.max(0))
+        .invoke_async(conn)
+        .await?;
+    Ok(match reply.first().map(text).as_deref() {
+        Some("ok") => {
+            let seat = reply.get(4).map(text).filter(|s| !s.is_empty());
+            Transfer::Moved { version: int(reply.get(1)), at_ms: int(reply.get(2)), section: int(reply.get(3)), seat }
+        }
+        Some("closed") => Transfer::Closed,
+        Some("not_valid") => Transfer::NotValid(reply.get(1).map(text).unwrap_or_default()),
+        Some("same_owner") => Transfer::SameOwner,
+        _ => Transfer::NotFound,
     })
 }
 

@@ -13,7 +13,7 @@ use deadpool_postgres::{Client, Pool, Transaction};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Row, Statement};
 
-use crate::records::{HoldRow, Message, OrderRow, PaymentRow, TicketRow};
+use crate::records::{HoldRow, Message, OrderRow, PaymentRow, TicketRow, TransferRow};
 
 /// Why a write failed, which decides what the worker does next.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +79,8 @@ pub struct Batch {
     payments: BTreeMap<String, PaymentRow>,
     /// `(order, i)` → ticket.
     tickets: BTreeMap<(String, i32), TicketRow>,
+    /// `(order, i, version)` → transfer.
+    transfers: BTreeMap<(String, i32, i32), TransferRow>,
     /// Two orders selling one seat within this batch.
     conflict: Option<String>,
     messages: usize,
@@ -93,11 +95,12 @@ pub struct Written {
     pub order_seats: usize,
     pub payments: usize,
     pub tickets: usize,
+    pub ticket_transfers: usize,
 }
 
 impl Written {
     pub fn total(&self) -> usize {
-        self.holds + self.orders + self.order_seats + self.payments + self.tickets
+        self.holds + self.orders + self.order_seats + self.payments + self.tickets + self.ticket_transfers
     }
 }
 
@@ -150,6 +153,10 @@ impl Batch {
                 self.orders.entry(order.id.clone()).or_insert(order);
             }
             Message::Ticket(t) => self.add_ticket(t),
+            Message::Transfer { ticket, transfer } => {
+                self.add_ticket(ticket);
+                self.transfers.entry((transfer.order.clone(), transfer.n, transfer.version)).or_insert(transfer);
+            }
             Message::Payment(p) => match self.payments.get_mut(&p.id) {
                 Some(existing) => existing.merge(p),
                 None => {
@@ -196,17 +203,19 @@ impl Batch {
         let insert_seats = tx.prepare_cached(INSERT_SEATS).await?;
         let upsert_payments = tx.prepare_cached(UPSERT_PAYMENTS).await?;
         let upsert_tickets = tx.prepare_cached(UPSERT_TICKETS).await?;
-        let (holds, orders, seats, payments, tickets) = tokio::join!(
+        let insert_transfers = tx.prepare_cached(INSERT_TRANSFERS).await?;
+        let (holds, orders, seats, payments, tickets, transfers) = tokio::join!(
             biased;
             self.upsert_holds(&tx, &upsert_holds),
             self.insert_orders(&tx, &insert_orders),
             self.insert_seats(&tx, &insert_seats),
             self.upsert_payments(&tx, &upsert_payments),
             self.upsert_tickets(&tx, &upsert_tickets),
+            self.insert_transfers(&tx, &insert_transfers),
         );
         // The first failure is the cause: the statements after it only
         // report the transaction aborted.
-        let (_, orders, seats, _, _) = (holds?, orders?, seats?, payments?, tickets?);
+        let (_, orders, seats, _, _, _) = (holds?, orders?, seats?, payments?, tickets?, transfers?);
         // An order id already taken by another hold is a conflict, not a replay.
         for row in orders {
             let (id, hold): (&str, &str) = (row.get(0), row.get(1));
@@ -228,6 +237,7 @@ impl Batch {
             order_seats: self.seats.len(),
             payments: self.payments.len(),
             tickets: self.tickets.len(),
+            ticket_transfers: self.transfers.len(),
         })
     }
 
@@ -312,6 +322,26 @@ impl Batch {
                 &rows.iter().map(|r| r.gate).collect::<Vec<_>>(),
                 &rows.iter().map(|r| r.created_ms).collect::<Vec<_>>(),
                 &rows.iter().map(|r| r.updated_ms).collect::<Vec<_>>(),
+            ],
+        )
+        .await
+    }
+
+    async fn insert_transfers(&self, tx: &Transaction<'_>, stmt: &Statement) -> Result<u64, tokio_postgres::Error> {
+        if self.transfers.is_empty() {
+            return Ok(0);
+        }
+        let rows: Vec<&TransferRow> = self.transfers.values().collect();
+        tx.execute(
+            stmt,
+            &[
+                &rows.iter().map(|r| r.order.as_str()).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.n).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.version).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.event).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.from).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.to).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.at_ms).collect::<Vec<_>>(),
             ],
         )
         .await
@@ -441,7 +471,8 @@ const UPSERT_TICKETS: &str = concat!(
           AS u(order_id, n, event_id, owner_id, section_id, seat, version, status, rank, used, gate, created, updated)
      ON CONFLICT (order_id, n) DO UPDATE SET
         status = CASE WHEN EXCLUDED.status_rank > tickets.status_rank THEN EXCLUDED.status ELSE tickets.status END,
-        updated_at = CASE WHEN EXCLUDED.status_rank > tickets.status_rank THEN EXCLUDED.updated_at ELSE tickets.updated_at END,
+        updated_at = CASE WHEN EXCLUDED.status_rank > tickets.status_rank OR EXCLUDED.version > tickets.version
+                          THEN GREATEST(tickets.updated_at, EXCLUDED.updated_at) ELSE tickets.updated_at END,
         status_rank = GREATEST(tickets.status_rank, EXCLUDED.status_rank),
         owner_id = CASE WHEN EXCLUDED.version > tickets.version THEN EXCLUDED.owner_id ELSE tickets.owner_id END,
         version = GREATEST(tickets.version, EXCLUDED.version),
@@ -452,4 +483,15 @@ const UPSERT_TICKETS: &str = concat!(
         OR EXCLUDED.version > tickets.version
         OR (tickets.used_at IS NULL AND EXCLUDED.used_at IS NOT NULL)
         OR EXCLUDED.created_at < tickets.created_at"
+);
+
+/// A transfer is recorded once: a replay of its entry inserts nothing.
+const INSERT_TRANSFERS: &str = concat!(
+    "INSERT INTO ticket_transfers (order_id, n, version, event_id, from_user, to_user, at)
+     SELECT order_id, n, version, event_id, from_user, to_user, ",
+    ts!("at"),
+    "
+     FROM unnest($1::text[], $2::int4[], $3::int4[], $4::int8[], $5::int8[], $6::int8[], $7::int8[])
+          AS u(order_id, n, version, event_id, from_user, to_user, at)
+     ON CONFLICT (order_id, n, version) DO NOTHING"
 );

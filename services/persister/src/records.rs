@@ -158,6 +158,19 @@ impl TicketRow {
     }
 }
 
+/// A `ticket_transfers` row: the audit trail of one transfer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransferRow {
+    pub order: String,
+    pub n: i32,
+    /// The version the transfer made.
+    pub version: i32,
+    pub event: i64,
+    pub from: i64,
+    pub to: i64,
+    pub at_ms: i64,
+}
+
 /// The tickets an order becomes: its i-th seat (or place) is ticket i.
 fn order_tickets(order: &OrderRow, seats: &[String]) -> Vec<TicketRow> {
     let ticket = |n: i32, section: i64, seat: Option<String>| TicketRow {
@@ -195,6 +208,9 @@ pub enum Message {
     Order { order: OrderRow, hold: HoldRow, seats: Vec<String>, tickets: Vec<TicketRow> },
     /// `ticket.checked_in`.
     Ticket(TicketRow),
+    /// `ticket.transferred`: the ticket's new owner and version, and the
+    /// transfer's row.
+    Transfer { ticket: TicketRow, transfer: TransferRow },
     /// `payment.captured`, `payment.refunded`.
     Payment(PaymentRow),
 }
@@ -205,6 +221,7 @@ impl Message {
         match self {
             Message::Hold(_) | Message::Payment(_) | Message::Ticket(_) => 1,
             Message::Order { seats, tickets, .. } => 2 + seats.len() + tickets.len(),
+            Message::Transfer { .. } => 2,
         }
     }
 }
@@ -258,6 +275,24 @@ impl<'a> Fields<'a> {
             None if seats.len() != qty as usize => Err(format!("{} seats for quantity {qty}", seats.len())),
             _ => Ok((raw.to_owned(), seats)),
         }
+    }
+
+    /// A ticket entry's ticket: its order and place (the token
+    /// `<order>-<i>`), its seat (empty for general admission) and version.
+    fn ticket(&self) -> Result<(String, i32, Option<String>, i32), String> {
+        let token = self.id("ticket")?;
+        let (order, n) = token.rsplit_once('-').ok_or_else(|| format!("not a ticket token: {token:?}"))?;
+        let n: i32 = n.parse().ok().filter(|n| *n >= 1).ok_or_else(|| format!("not a ticket token: {token:?}"))?;
+        let seat = match self.str("seat")? {
+            "" => None,
+            s if SeatRef::parse(s).is_some() => Some(s.to_owned()),
+            s => return Err(format!("not a seat id: {s:?}")),
+        };
+        let version: i32 = self.num("ver")?;
+        if version < 1 {
+            return Err(format!("version must be positive: {version}"));
+        }
+        Ok((order.to_owned(), n, seat, version))
     }
 
     fn quantity(&self) -> Result<i32, String> {
@@ -354,21 +389,9 @@ pub fn decode(entry: &Entry) -> Result<Message, String> {
             }))
         }
         "ticket.checked_in" => {
-            // The ticket's token is `<order>-<i>`.
-            let token = f.id("ticket")?;
-            let (order, n) = token.rsplit_once('-').ok_or_else(|| format!("not a ticket token: {token:?}"))?;
-            let n: i32 = n.parse().ok().filter(|n| *n >= 1).ok_or_else(|| format!("not a ticket token: {token:?}"))?;
-            let seat = match f.str("seat")? {
-                "" => None,
-                s if SeatRef::parse(s).is_some() => Some(s.to_owned()),
-                s => return Err(format!("not a seat id: {s:?}")),
-            };
-            let version: i32 = f.num("ver")?;
-            if version < 1 {
-                return Err(format!("version must be positive: {version}"));
-            }
+            let (order, n, seat, version) = f.ticket()?;
             Ok(Message::Ticket(TicketRow {
-                order: order.to_owned(),
+                order,
                 n,
                 event,
                 owner: f.num("user")?,
@@ -382,6 +405,31 @@ pub fn decode(entry: &Entry) -> Result<Message, String> {
                 created_ms: at,
                 updated_ms: at,
             }))
+        }
+        "ticket.transferred" => {
+            let (order, n, seat, version) = f.ticket()?;
+            if version < 2 {
+                return Err(format!("a transfer makes version 2 or more: {version}"));
+            }
+            let (from, to): (i64, i64) = (f.num("from")?, f.num("user")?);
+            let transfer = TransferRow { order: order.clone(), n, version, event, from, to, at_ms: at };
+            // Still valid, the recipient's now: the owner follows the version.
+            let ticket = TicketRow {
+                order,
+                n,
+                event,
+                owner: to,
+                section: f.num("section")?,
+                seat,
+                version,
+                status: "valid",
+                rank: ticket_rank("valid"),
+                used_ms: None,
+                gate: None,
+                created_ms: at,
+                updated_ms: at,
+            };
+            Ok(Message::Transfer { ticket, transfer })
         }
         "" => Err("missing field \"type\"".into()),
         other => Err(format!("unknown type {other:?}")),
@@ -450,6 +498,26 @@ mod tests {
         let mut bad = checked_in.clone();
         bad.fields.insert("ticket".into(), "o1".into());
         assert!(decode(&bad).is_err(), "a ticket token without its place");
+
+        let transferred = entry(&[
+            ("type", "ticket.transferred"),
+            ("ticket", "o1-1"),
+            ("from", "42"),
+            ("user", "43"),
+            ("ver", "2"),
+            ("section", "9"),
+            ("seat", ""),
+            ("at", "2500"),
+        ]);
+        let Ok(Message::Transfer { ticket, transfer }) = decode(&transferred) else { panic!("transfer") };
+        assert_eq!((ticket.owner, ticket.version, ticket.status, ticket.seat), (43, 2, "valid", None));
+        assert_eq!((transfer.from, transfer.to, transfer.version, transfer.at_ms, transfer.n), (42, 43, 2, 2500, 1));
+        let mut bad = transferred.clone();
+        bad.fields.insert("ver".into(), "1".into());
+        assert!(decode(&bad).is_err(), "a transfer to version 1");
+        bad.fields.insert("ver".into(), "2".into());
+        bad.fields.remove("from");
+        assert!(decode(&bad).is_err(), "a transfer from nobody");
 
         let refunded = entry(&[
             ("type", "payment.refunded"),

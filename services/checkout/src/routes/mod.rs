@@ -29,6 +29,11 @@ pub(crate) async fn route<G: PaymentGateway>(svc: &CheckoutService<G>, req: Requ
         (["api", "tickets"], _) => ("/api/tickets", Err(Problem::method_not_allowed("GET"))),
         (["api", "tickets", id, "code"], &Method::GET) => ("/api/tickets/{id}/code", tickets::code(svc, id, &req).await),
         (["api", "tickets", _, "code"], _) => ("/api/tickets/{id}/code", Err(Problem::method_not_allowed("GET"))),
+        (["api", "tickets", id, "transfer"], &Method::POST) => {
+            let id = (*id).to_owned();
+            ("/api/tickets/{id}/transfer", tickets::transfer(svc, &id, req).await)
+        }
+        (["api", "tickets", _, "transfer"], _) => ("/api/tickets/{id}/transfer", Err(Problem::method_not_allowed("POST"))),
         (["api", "events", id, "ticket-key"], &Method::GET) => ("/api/events/{id}/ticket-key", events::ticket_key(svc, id).await),
         (["api", "events", _, "ticket-key"], _) => ("/api/events/{id}/ticket-key", Err(Problem::method_not_allowed("GET"))),
         (["api", "events", id, "check-in"], &Method::POST) => {
