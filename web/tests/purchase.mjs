@@ -38,12 +38,10 @@ const CHROMIUM = process.env.STAMPEDE_CHROMIUM || '/usr/bin/chromium';
 const GATE_EMAIL = process.env.STAMPEDE_GATE_EMAIL || '';
 const GATE_PASSWORD = process.env.STAMPEDE_GATE_PASSWORD || '';
 const HOLD_SECONDS = 300;
-// POST /api/tickets/{id}/transfer is being built on another branch. Whoever
-// merges it flips this to true: the buyer then transfers a ticket in My
-// tickets (after an unknown recipient's no_such_user error) and the recipient
-// sees it valid, with a QR code; at the gate its old code is Superseded and
-// the new one is Admitted.
-const TRANSFER_STEP = false;
+// The buyer transfers a ticket in My tickets (after an unknown recipient's
+// no_such_user error) and the recipient sees it valid, with a QR code; at
+// the gate its old code is Superseded and the new one is Admitted.
+const TRANSFER_STEP = true;
 
 if (!BASE) {
   console.error('STAMPEDE_WEB_URL is not set (the nginx of a running stack, e.g. http://127.0.0.1:8080)');
