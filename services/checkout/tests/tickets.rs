@@ -389,36 +389,13 @@ async fn tickets_and_check_ins_reach_postgres_through_the_persister() {
     let code = app.code(1, &scanned).await;
     assert_eq!(app.check_in(1, &app.token_as(900, Role::Gate), &code).await.status, StatusCode::OK);
 
-    let settings = PersisterConfig::from_env(&app.config.env).expect("persister config");
-    let worker = Arc::new(
-        PersisterWorker::build(&app.config, &settings, app.db.clone(), app.redis.clone())
-            .with_consumer("t")
-            .with_reader(|o| {
-                o.block = Duration::from_millis(100);
-                o.rediscover = Duration::from_millis(100);
-            })
-            .with_intervals(Duration::from_secs(3600), Duration::from_secs(3600)),
-    );
-    let (stop, rx) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(worker.clone().run(rx));
-    let client = app.db.get().await.expect("db");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let rows = loop {
-        let rows = client
-            .query(
-                "SELECT event_id || '-' || order_id || '-' || n, owner_id, section_id, seat, version, status,
-                        used_at IS NOT NULL, checked_in_by FROM tickets ORDER BY order_id, n",
-                &[],
-            )
-            .await
-            .expect("tickets");
-        if rows.iter().any(|r| r.get::<_, String>(5) == "used") && rows.len() == 4 || Instant::now() > deadline {
-            break rows;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let _ = stop.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    let rows = app
+        .persist_until(
+            "SELECT event_id || '-' || order_id || '-' || n, owner_id, section_id, seat, version, status,
+                    used_at IS NOT NULL, checked_in_by FROM tickets ORDER BY order_id, n",
+            |rows| rows.iter().any(|r| r.get::<_, String>(5) == "used") && rows.len() == 4,
+        )
+        .await;
     assert_eq!(rows.len(), 4, "one row per seat or place");
     for row in &rows {
         let (id, owner, version): (String, i64, i32) = (row.get(0), row.get(1), row.get(4));
