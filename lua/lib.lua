@@ -152,18 +152,24 @@ local function shape_error(script)
 end
 
 -- A hold's record: one field of the event's `holds` hash, keyed by the hold
--- id, "status|user|exp|qty|amount|section|seats|order|payment|idem".
+-- id, "status|user|exp|qty|amount|section|seats|order|payment|idem", and
+-- for a hold on a resale listing (hold_listing.lua) "|<listing>" after
+-- that: its seats or section are the listed ticket's, which it does not
+-- take from inventory (the ticket is sold already), so ending it frees
+-- the listing, not seats.
 local function load_hold(r)
   if not r then return nil end
-  local status, user, exp, qty, amount, section, seats, order, payment, idem =
-    string.match(r, '^(%a+)|([^|]*)|(%d+)|(%d+)|(%d+)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
+  local status, user, exp, qty, amount, section, seats, order, payment, idem, listing =
+    string.match(r, '^(%a+)|([^|]*)|(%d+)|(%d+)|(%d+)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|?([%w_]*)$')
   if not status then return nil end
   return { status = status, user = user, exp = exp, qty = qty, amount = amount, section = section,
-    seats = seats, order = order, payment = payment, idem = idem }
+    seats = seats, order = order, payment = payment, idem = idem, listing = listing ~= '' and listing or nil }
 end
 
 local function save_hold(h)
-  return table.concat({ h.status, h.user, h.exp, h.qty, h.amount, h.section, h.seats, h.order, h.payment, h.idem }, '|')
+  local r = table.concat({ h.status, h.user, h.exp, h.qty, h.amount, h.section, h.seats, h.order, h.payment, h.idem }, '|')
+  if h.listing then r = r .. '|' .. h.listing end
+  return r
 end
 
 -- A new hold's record, as save_hold writes it (status held, no order and
@@ -312,6 +318,49 @@ local function fits_class(q)
   return '[^\1-' .. c .. ']'
 end
 
+-- A resale listing: one field of the event's `listings` hash, keyed by the
+-- listing's token, "status|seller|ticket|price|hold|exp|buyer|at":
+-- `status` open, withdrawn or sold; `ticket` the listed ticket's token;
+-- `hold`/`exp` the buyer's hold on it, if any (a hold past `exp` no longer
+-- counts: the listing is free to hold again, and that hold's late payment
+-- finds it gone); `buyer`/`at` once sold. `lopen` is the zset of open
+-- listings by price, for the cheapest first.
+local function load_listing(r)
+  if not r then return nil end
+  local status, seller, ticket, price, hold, exp, buyer, at =
+    string.match(r, '^(%a+)|([^|]*)|([^|]*)|(%d+)|([^|]*)|(%d*)|([^|]*)|(%d*)$')
+  if not status then return nil end
+  return { status = status, seller = seller, ticket = ticket, price = price, hold = hold, exp = exp, buyer = buyer,
+    at = at }
+end
+
+local function save_listing(l)
+  return table.concat({ l.status, l.seller, l.ticket, l.price, l.hold, l.exp, l.buyer, l.at }, '|')
+end
+
+-- Whether a listing is held by a live hold at `now`.
+local function listing_held(l, now)
+  return l.hold ~= '' and tonumber(l.exp) > now
+end
+
+-- Ends a live hold on a listing: the listing is free again (unless another
+-- hold took it after this one lapsed), the record is ended and
+-- hold.<reason> appended, naming the listing. Listing holds take nothing
+-- from inventory and are not among the user's holds (resale has no
+-- per-user limit: a listed ticket is sold already).
+local function end_listing_hold(base, hold, h, reason, now)
+  local listings = base .. 'listings'
+  local l = load_listing(redis.call('HGET', listings, h.listing))
+  if l and l.hold == hold and l.status == 'open' then
+    l.hold, l.exp = '', ''
+    redis.call('HSET', listings, h.listing, save_listing(l))
+  end
+  h.status = reason
+  redis.call('HSET', base .. 'holds', hold, save_hold(h))
+  redis.call('XADD', base .. 'stream', '*', 'type', 'hold.' .. reason, 'hold', hold, 'user', h.user, 'seats', h.seats,
+    'section', h.section, 'qty', h.qty, 'amount', h.amount, 'exp', h.exp, 'listing', h.listing, 'at', fmt(now))
+end
+
 -- Ends a live hold `h` (its record, parsed) as `reason` ('released' or
 -- 'expired') at `now`: frees what it still owns (a lapsed seat may be
 -- someone else's now), drops it from its user's record, marks the record
@@ -319,6 +368,11 @@ end
 -- users, stream and ended keys; the seat hashes and GA sets are the
 -- event's own (`base`), as the hold's seats name them.
 local function end_hold(k, base, hold, h, reason, now)
+  if h.listing then
+    end_listing_hold(base, hold, h, reason, now)
+    redis.call('ZADD', k.ended, now, hold)
+    return
+  end
   if h.section ~= '' then
     if redis.call('ZREM', base .. 'ga:' .. h.section, h.qty .. ':' .. hold) == 1 then
       redis.call('HINCRBY', k.avail, h.section, h.qty)
@@ -350,22 +404,28 @@ local function end_hold(k, base, hold, h, reason, now)
 end
 
 -- A ticket's record: one field of the event's `tickets` hash, keyed by the
--- ticket's token `<order>-<i>`, "status|owner|ver|section|seat|used|gate":
--- `status` valid (later listed, transferred, resold) or used; `ver` bumped by
--- every change of owner, so a code carrying an older one is void; `seat`
--- empty for a general-admission place; `used`/`gate` once checked in.
+-- ticket's token `<order>-<i>`, "status|owner|ver|section|seat|used|gate",
+-- then "|<via>" once it has changed hands: `status` valid, listed (for
+-- resale) or used; `ver` bumped by every change of owner, so a code
+-- carrying an older one is void; `seat` empty for a general-admission
+-- place; `used`/`gate` once checked in; `via` how it last changed hands,
+-- `t` transfer or `r` resale (its earlier owners see it transferred or
+-- resold).
 local function load_ticket(r)
   if not r then return nil end
-  local status, owner, ver, section, seat, used, gate =
-    string.match(r, '^(%a+)|([^|]*)|(%d+)|(%d*)|([^|]*)|(%d*)|(.*)$')
+  local status, owner, ver, section, seat, used, gate, via =
+    string.match(r, '^(%a+)|([^|]*)|(%d+)|(%d*)|([^|]*)|(%d*)|([^|]*)|?(%a*)$')
   if not status then return nil end
-  return { status = status, owner = owner, ver = ver, section = section, seat = seat, used = used, gate = gate }
+  return { status = status, owner = owner, ver = ver, section = section, seat = seat, used = used, gate = gate,
+    via = via }
 end
 
 local function save_ticket(t)
-  return table.concat({ t.status, t.owner, t.ver, t.section, t.seat, t.used, t.gate }, '|')
+  local r = table.concat({ t.status, t.owner, t.ver, t.section, t.seat, t.used, t.gate }, '|')
+  if t.via ~= '' then r = r .. '|' .. t.via end
+  return r
 end
 
 local function new_ticket(owner, section, seat)
-  return { status = 'valid', owner = owner, ver = '1', section = section, seat = seat, used = '', gate = '' }
+  return { status = 'valid', owner = owner, ver = '1', section = section, seat = seat, used = '', gate = '', via = '' }
 end

@@ -4,7 +4,8 @@
 -- `holds` (and in `ended`, by end time) until forget.lua drops it.
 -- KEYS: 1 holds, 2 avail, 3 users, 4 stream, 5 ended,
 --       6.. the seat hash of each of the hold's seats, in the order of its
---       `seats` field, or the section's ga zset for general admission.
+--       `seats` field, or the section's ga zset for general admission;
+--       none for a hold on a resale listing (it takes no seats).
 -- ARGV: 1 hold id, 2 reason ('released' | 'expired'), 3 requesting user
 --       ('' for the expiry worker).
 -- Returns {'released'} | {'expired', exp} | {'noop', status} | {'not_yet', exp}
@@ -26,7 +27,12 @@ if tonumber(h.exp) <= now then
 elseif reason == 'expired' then
   return { 'not_yet', h.exp }
 end
-if not seat_keys_are(KEYS, base, 6, h.seats, h.section) then return shape_error('release') end
+-- A hold on a resale listing takes no seats: it is called with none.
+if h.listing then
+  if #KEYS ~= 5 then return shape_error('release') end
+elseif not seat_keys_are(KEYS, base, 6, h.seats, h.section) then
+  return shape_error('release')
+end
 
 end_hold({ holds = KEYS[1], avail = KEYS[2], users = KEYS[3], stream = KEYS[4], ended = KEYS[5] },
   base, hold, h, reason, now)

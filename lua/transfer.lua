@@ -24,7 +24,7 @@ if to == from then return { 'same_owner' } end
 local now = now_ms()
 if now >= tonumber(starts) then return { 'closed' } end
 if t.status ~= 'valid' then return { 'not_valid', t.status } end
-t.owner, t.ver = to, fmt(tonumber(t.ver) + 1)
+t.owner, t.ver, t.via = to, fmt(tonumber(t.ver) + 1), 't'
 redis.call('HSET', KEYS[1], token, save_ticket(t))
 redis.call('XADD', KEYS[2], '*', 'type', 'ticket.transferred', 'ticket', token, 'from', from, 'user', to,
   'ver', t.ver, 'section', t.section, 'seat', t.seat, 'at', fmt(now))

@@ -1,6 +1,8 @@
 //! The notifier (`stampede serve notifier`): sends the confirmation e-mail
 //! for every `order.confirmed` on the event streams, and for every
-//! `ticket.transferred` one to each side (the giver and the recipient),
+//! `ticket.transferred` or `listing.sold` one to each side (the giver or
+//! seller and the recipient or buyer; neither is told the other's address
+//! on a resale),
 //! through its own consumer group. The sink is a mail directory (one RFC
 //! 5322 message per order or per side of a transfer, plain text and HTML);
 //! each message is published with an atomic hard link named after what it
@@ -102,7 +104,7 @@ impl NotifierWorker {
         for entry in entries {
             let sent = match entry.kind() {
                 "order.confirmed" => Some(self.send(entry, events).await),
-                "ticket.transferred" => Some(self.send_transfer(entry, events).await),
+                "ticket.transferred" | "listing.sold" => Some(self.send_transfer(entry, events).await),
                 _ => None,
             };
             if let Some(sent) = sent {
@@ -161,21 +163,28 @@ impl NotifierWorker {
         Ok(i)
     }
 
-    /// Writes both e-mails of one transfer (to the giver and to the
-    /// recipient), each unless it was written before.
+    /// Writes both e-mails of a ticket changing hands (`ticket.transferred`
+    /// or `listing.sold`: to the giver or seller and to the recipient or
+    /// buyer), each unless it was written before.
     async fn send_transfer(&self, entry: &Entry, events: &mut HashMap<i64, EventInfo>) -> anyhow::Result<()> {
-        let field = |name: &str| entry.field(name).with_context(|| format!("ticket.transferred without {name}"));
-        let (order, n) = field("ticket")?.rsplit_once('-').context("ticket.transferred with a bad ticket")?;
-        let ticket = TicketId { event: entry.event, order: order.to_owned(), n: n.parse().context("ticket.transferred with a bad ticket")? }.public();
+        let kind = entry.kind();
+        let field = |name: &str| entry.field(name).with_context(|| format!("{kind} without {name}"));
+        let (order, n) = field("ticket")?.rsplit_once('-').with_context(|| format!("{kind} with a bad ticket"))?;
+        let ticket = TicketId { event: entry.event, order: order.to_owned(), n: n.parse().with_context(|| format!("{kind} with a bad ticket"))? }.public();
         let version = field("ver")?;
-        let paths = [Side::Giver, Side::Recipient].map(|side| (side, self.mail_dir.join(format!("transfer-{ticket}-v{version}-{}.eml", side.name()))));
+        let price: Option<i64> = match kind {
+            "listing.sold" => Some(field("price")?.parse().context("listing.sold with a bad price")?),
+            _ => None,
+        };
+        let name = if price.is_some() { "resale" } else { "transfer" };
+        let paths = [Side::Giver, Side::Recipient].map(|side| (side, self.mail_dir.join(format!("{name}-{ticket}-v{version}-{}.eml", side.name()))));
         if paths.iter().all(|(_, p)| p.exists()) {
             counter!("emails_duplicate_total").increment(2);
             return Ok(());
         }
         let info = self.cached_event(entry.event, events).await?;
-        let from: i64 = field("from")?.parse().context("ticket.transferred with a bad from")?;
-        let to: i64 = field("user")?.parse().context("ticket.transferred with a bad user")?;
+        let from: i64 = field("from")?.parse().with_context(|| format!("{kind} with a bad from"))?;
+        let to: i64 = field("user")?.parse().with_context(|| format!("{kind} with a bad user"))?;
         let client = self.db.get().await.context("postgres")?;
         let email = |user: i64| {
             let client = &client;
@@ -190,7 +199,7 @@ impl NotifierWorker {
         let (giver, recipient) = (email(from).await?, email(to).await?);
         drop(client);
         let seat = field("seat")?;
-        let transfer = TransferMail { ticket: &ticket, seat, giver: &giver, recipient: &recipient, event: &info };
+        let transfer = TransferMail { ticket: &ticket, seat, giver: &giver, recipient: &recipient, event: &info, price };
         for (side, path) in paths {
             if path.exists() {
                 counter!("emails_duplicate_total").increment(1);
@@ -199,7 +208,7 @@ impl NotifierWorker {
             let message = render_transfer(side, &transfer);
             if publish(&self.mail_dir, &path, &message).await? {
                 counter!("emails_sent_total").increment(1);
-                tracing::info!(ticket = %ticket, side = side.name(), "transfer e-mail sent");
+                tracing::info!(ticket = %ticket, side = side.name(), kind = name, "ticket e-mail sent");
             } else {
                 counter!("emails_duplicate_total").increment(1);
             }
@@ -297,18 +306,34 @@ struct TransferMail<'a> {
     giver: &'a str,
     recipient: &'a str,
     event: &'a EventInfo,
+    /// A resale's price (the seller's payout); `None` for a transfer.
+    price: Option<i64>,
 }
 
 /// One side's e-mail of a transfer: multipart/alternative, plain text and HTML.
 fn render_transfer(side: Side, t: &TransferMail<'_>) -> String {
     let place = if t.seat.is_empty() { "general admission".to_owned() } else { format!("seat {}", t.seat) };
-    let (to, subject, lead) = match side {
-        Side::Giver => (
+    let (to, subject, lead) = match (side, t.price) {
+        (Side::Giver, Some(price)) => (
+            t.giver,
+            format!("Your ticket for {} sold on resale", t.event.name),
+            format!(
+                "Your ticket {} ({place}) sold on resale for {}. That amount is your payout. Its old code no longer works.",
+                t.ticket,
+                money(price)
+            ),
+        ),
+        (Side::Recipient, Some(price)) => (
+            t.recipient,
+            format!("Your resale ticket for {}", t.event.name),
+            format!("You bought ticket {} ({place}) on resale for {}. Find its code under My tickets.", t.ticket, money(price)),
+        ),
+        (Side::Giver, None) => (
             t.giver,
             format!("You sent a ticket for {}", t.event.name),
             format!("You transferred ticket {} ({place}) to {}. Its old code no longer works.", t.ticket, t.recipient),
         ),
-        Side::Recipient => (
+        (Side::Recipient, None) => (
             t.recipient,
             format!("{} sent you a ticket for {}", t.giver, t.event.name),
             format!("{} transferred ticket {} ({place}) to you. Find its code under My tickets.", t.giver, t.ticket),
@@ -319,16 +344,17 @@ fn render_transfer(side: Side, t: &TransferMail<'_>) -> String {
         t.event.name, t.event.venue, t.event.starts_at
     );
     let html = format!(
-        "<html><body><h1>Ticket transferred</h1><p>{}</p><table>\
+        "<html><body><h1>{}</h1><p>{}</p><table>\
          <tr><th>Event</th><td>{}</td></tr><tr><th>Venue</th><td>{}</td></tr><tr><th>Starts</th><td>{}</td></tr>\
          </table></body></html>",
+        if t.price.is_some() { "Ticket resold" } else { "Ticket transferred" },
         html_escape(&lead),
         html_escape(&t.event.name),
         html_escape(&t.event.venue),
         html_escape(&t.event.starts_at),
     );
     let boundary = format!("stampede-{}", random_hex(8));
-    let id = format!("transfer-{}-{}", t.ticket, side.name());
+    let id = format!("{}-{}-{}", if t.price.is_some() { "resale" } else { "transfer" }, t.ticket, side.name());
     format!(
         "From: Stampede <tickets@stampede.local>\r\nTo: {to}\r\nSubject: {}\r\nMessage-ID: <{id}-{}@stampede.local>\r\n\
          X-Stampede-Ticket: {}\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n\
@@ -358,12 +384,23 @@ mod tests {
     #[test]
     fn renders_each_side_of_a_transfer() {
         let info = EventInfo { name: "Jazz & Co".into(), venue: "Club".into(), starts_at: "2027-01-01T20:00:00.000Z".into() };
-        let t = TransferMail { ticket: "1-abc-2", seat: "3:1:2", giver: "ann@x.y", recipient: "bob@x.y", event: &info };
+        let t = TransferMail { ticket: "1-abc-2", seat: "3:1:2", giver: "ann@x.y", recipient: "bob@x.y", event: &info, price: None };
         let from = render_transfer(Side::Giver, &t);
         assert!(from.contains("To: ann@x.y\r\n") && from.contains("to bob@x.y") && from.contains("seat 3:1:2"));
         assert!(from.contains("Jazz &amp; Co") && from.contains("X-Stampede-Ticket: 1-abc-2"));
         let to = render_transfer(Side::Recipient, &TransferMail { seat: "", ..t });
         assert!(to.contains("To: bob@x.y\r\n") && to.contains("Subject: ann@x.y sent you a ticket") && to.contains("general admission"));
+    }
+
+    #[test]
+    fn renders_each_side_of_a_resale() {
+        let info = EventInfo { name: "Jazz".into(), venue: "Club".into(), starts_at: "2027-01-01T20:00:00.000Z".into() };
+        let t = TransferMail { ticket: "1-abc-2", seat: "3:1:2", giver: "ann@x.y", recipient: "bob@x.y", event: &info, price: Some(4050) };
+        let seller = render_transfer(Side::Giver, &t);
+        assert!(seller.contains("To: ann@x.y\r\n") && seller.contains("sold on resale for 40.50") && seller.contains("Ticket resold"));
+        assert!(!seller.contains("bob@x.y"), "the seller is not told who bought it");
+        let buyer = render_transfer(Side::Recipient, &t);
+        assert!(buyer.contains("To: bob@x.y\r\n") && buyer.contains("bought ticket 1-abc-2") && !buyer.contains("ann@x.y"));
     }
 
     #[tokio::test]

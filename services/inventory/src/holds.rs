@@ -126,6 +126,9 @@ pub struct HoldRecord {
     pub amount_cents: i64,
     pub expires_ms: i64,
     pub order: Option<String>,
+    /// The resale listing a hold on one is for (its seats or section are
+    /// the listed ticket's; it takes nothing from inventory).
+    pub listing: Option<String>,
 }
 
 impl HoldRecord {
@@ -137,9 +140,10 @@ impl HoldRecord {
 
 impl HoldRecord {
     /// Parses a record of the `holds` hash:
-    /// `status|user|exp|qty|amount|section|seats|order|payment|idem`.
+    /// `status|user|exp|qty|amount|section|seats|order|payment|idem`, then
+    /// `|<listing>` for a hold on a resale listing.
     pub fn parse(record: &str) -> Option<Self> {
-        let mut f = record.splitn(10, '|');
+        let mut f = record.splitn(11, '|');
         let status = f.next()?;
         let user = f.next()?;
         let expires_ms = f.next()?.parse().ok()?;
@@ -148,6 +152,8 @@ impl HoldRecord {
         let section = f.next()?;
         let seats = f.next()?;
         let order = f.next()?;
+        let (_payment, _idem) = (f.next()?, f.next()?);
+        let listing = f.next().filter(|l| !l.is_empty()).map(str::to_owned);
         Some(HoldRecord {
             user: user.to_owned(),
             status: status.to_owned(),
@@ -157,6 +163,7 @@ impl HoldRecord {
             amount_cents,
             expires_ms,
             order: (!order.is_empty()).then(|| order.to_owned()),
+            listing,
         })
     }
 }
@@ -169,8 +176,12 @@ pub async fn read_hold(conn: &mut Redis, keys: &EventKeys, hold: &str) -> RedisR
 }
 
 /// The keys a release or confirmation of `record` touches after the fixed
-/// ones: each seat's hash, or the section's zset.
+/// ones: each seat's hash, or the section's zset; none for a hold on a
+/// resale listing (it takes no seats).
 pub(crate) fn seat_keys(keys: &EventKeys, record: &HoldRecord) -> Vec<String> {
+    if record.listing.is_some() {
+        return Vec::new();
+    }
     match record.section {
         Some(sid) => vec![keys.ga(sid)],
         None => record.seats.iter().filter_map(|s| SeatRef::parse(s)).map(|s| keys.seats(s.section)).collect(),

@@ -78,6 +78,14 @@ impl EventKeys {
     pub fn tickets(&self) -> String {
         self.k("tickets")
     }
+    /// Resale listings: token → record (see `resale.rs`).
+    pub fn listings(&self) -> String {
+        self.k("listings")
+    }
+    /// The open listings by price (member the token, score the price).
+    pub fn open_listings(&self) -> String {
+        self.k("lopen")
+    }
     pub fn order(&self, order: &str) -> String {
         self.k(&format!("o:{order}"))
     }
@@ -160,7 +168,7 @@ mod tests {
     #[test]
     fn keys_share_the_hash_tag() {
         let k = EventKeys::new("st", 42);
-        for key in [k.meta(), k.seats(7), k.occ(7), k.runs(7), k.holds(), k.ended(), k.stream(), k.idem(), k.queue(), k.queue_users(), k.queue_seq(), k.queue_admitted(), k.tickets()] {
+        for key in [k.meta(), k.seats(7), k.occ(7), k.runs(7), k.holds(), k.ended(), k.stream(), k.idem(), k.queue(), k.queue_users(), k.queue_seq(), k.queue_admitted(), k.tickets(), k.listings(), k.open_listings()] {
             assert!(key.starts_with("st:{ev:42}:"), "{key}");
         }
         assert_eq!(parse_timer_key("st", &k.timer(7_000_123)), Some((42, 7_000_123)));

@@ -38,6 +38,9 @@ pub struct Payment<'a> {
 /// `Confirmed` means the caller must refund the charge.
 pub async fn confirm(conn: &mut Redis, scripts: &Scripts, keys: &EventKeys, hold: &str, user: &str, pay: &Payment<'_>) -> RedisResult<ConfirmOutcome> {
     let Some(record) = read_hold(conn, keys, hold).await? else { return Ok(ConfirmOutcome::NotFound) };
+    if record.listing.is_some() {
+        return buy_listing(conn, scripts, keys, hold, user, pay).await;
+    }
     let mut inv = scripts.confirm.key(keys.holds());
     inv.key(keys.avail())
         .key(keys.users())
@@ -48,7 +51,19 @@ pub async fn confirm(conn: &mut Redis, scripts: &Scripts, keys: &EventKeys, hold
         inv.key(k);
     }
     inv.arg(hold).arg(user).arg(pay.order).arg(pay.payment).arg(pay.charge).arg(pay.method).arg(ORDER_RETENTION_MS);
-    let reply: Vec<Value> = inv.invoke_async(conn).await?;
+    outcome(inv.invoke_async(conn).await?)
+}
+
+/// Pays a hold on a resale listing (see `lua/buy_listing.lua`): the ticket
+/// moves to the buyer, the listing is sold, the order record is written.
+async fn buy_listing(conn: &mut Redis, scripts: &Scripts, keys: &EventKeys, hold: &str, user: &str, pay: &Payment<'_>) -> RedisResult<ConfirmOutcome> {
+    let mut inv = scripts.buy_listing.key(keys.holds());
+    inv.key(keys.order(pay.order));
+    inv.arg(hold).arg(user).arg(pay.order).arg(pay.payment).arg(pay.charge).arg(pay.method).arg(ORDER_RETENTION_MS);
+    outcome(inv.invoke_async(conn).await?)
+}
+
+fn outcome(reply: Vec<Value>) -> RedisResult<ConfirmOutcome> {
     Ok(match reply.first().map(text).as_deref() {
         Some("ok") => ConfirmOutcome::Confirmed { created_ms: int(reply.get(1)) },
         Some("confirmed") => ConfirmOutcome::AlreadyConfirmed(reply.get(1).map(text).unwrap_or_default()),
@@ -71,6 +86,9 @@ pub struct OrderRecord {
     pub charge: String,
     pub method: String,
     pub created_ms: i64,
+    /// A resale purchase's listing and ticket token.
+    pub listing: Option<String>,
+    pub ticket: Option<String>,
 }
 
 /// Reads an order, or `None` if Redis does not have it.
@@ -92,5 +110,7 @@ pub async fn read_order(conn: &mut Redis, keys: &EventKeys, order: &str) -> Redi
         charge: get("charge"),
         method: get("method"),
         created_ms: num("created"),
+        listing: map.get("listing").cloned(),
+        ticket: map.get("ticket").cloned(),
     }))
 }

@@ -17,7 +17,7 @@ use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, RedisResult, ToRedisArgs
 const LIB: &str = include_str!("../../../lua/lib.lua");
 
 /// Each function of the library: its name and its file in `lua/`.
-const BODIES: [(&str, &str); 11] = [
+const BODIES: [(&str, &str); 15] = [
     ("hold", include_str!("../../../lua/hold.lua")),
     ("hold_ga", include_str!("../../../lua/hold_ga.lua")),
     ("release", include_str!("../../../lua/release.lua")),
@@ -28,6 +28,10 @@ const BODIES: [(&str, &str); 11] = [
     ("expire_bucket", include_str!("../../../lua/expire_bucket.lua")),
     ("check_in", include_str!("../../../lua/check_in.lua")),
     ("transfer", include_str!("../../../lua/transfer.lua")),
+    ("list", include_str!("../../../lua/list.lua")),
+    ("unlist", include_str!("../../../lua/unlist.lua")),
+    ("hold_listing", include_str!("../../../lua/hold_listing.lua")),
+    ("buy_listing", include_str!("../../../lua/buy_listing.lua")),
     // Last: it calls hold_ga and expire_bucket, which must be defined before it.
     ("hold_best", include_str!("../../../lua/hold_best.lua")),
 ];
@@ -174,6 +178,10 @@ pub struct Scripts {
     pub hold_best: Function,
     pub check_in: Function,
     pub transfer: Function,
+    pub list: Function,
+    pub unlist: Function,
+    pub hold_listing: Function,
+    pub buy_listing: Function,
     pub library: Arc<Library>,
 }
 
@@ -193,6 +201,10 @@ impl Scripts {
             hold_best: f("hold_best"),
             check_in: f("check_in"),
             transfer: f("transfer"),
+            list: f("list"),
+            unlist: f("unlist"),
+            hold_listing: f("hold_listing"),
+            buy_listing: f("buy_listing"),
             library,
         }
     }

@@ -69,12 +69,14 @@ pub struct TicketRecord {
     pub seat: Option<String>,
     /// When it was checked in.
     pub used_ms: Option<i64>,
+    /// How it last changed hands: `t` transfer, `r` resale (`None` if never).
+    pub via: Option<String>,
 }
 
 impl TicketRecord {
     pub fn parse(raw: &str) -> Option<Self> {
-        let f: Vec<&str> = raw.splitn(7, '|').collect();
-        if f.len() != 7 {
+        let f: Vec<&str> = raw.split('|').collect();
+        if f.len() != 7 && f.len() != 8 {
             return None;
         }
         Some(Self {
@@ -84,7 +86,20 @@ impl TicketRecord {
             section: f[3].parse().ok()?,
             seat: (!f[4].is_empty()).then(|| f[4].to_owned()),
             used_ms: f[5].parse().ok(),
+            via: f.get(7).filter(|v| !v.is_empty()).map(|v| (*v).to_owned()),
         })
+    }
+
+    /// Its status as `user` sees it: its owner, the record's; anyone it
+    /// has left, `resold` or `transferred` (by how it last changed hands).
+    pub fn status_for(&self, user: &str) -> &str {
+        if self.owner == user {
+            &self.status
+        } else if self.via.as_deref() == Some("r") {
+            "resold"
+        } else {
+            "transferred"
+        }
     }
 }
 
@@ -220,7 +235,11 @@ mod tests {
         let seated = TicketRecord::parse("used|42|2|31|31:1:4|1700|9").expect("seated");
         assert_eq!((seated.version, seated.section, seated.seat.as_deref(), seated.used_ms), (2, 31, Some("31:1:4"), Some(1700)));
         let ga = TicketRecord::parse("valid|42|1|32|||").expect("ga");
-        assert_eq!((ga.status.as_str(), ga.seat, ga.used_ms), ("valid", None, None));
+        assert_eq!((ga.status.as_str(), ga.seat, ga.used_ms, ga.via), ("valid", None, None, None));
+        let resold = TicketRecord::parse("valid|43|2|31|31:1:4|||r").expect("resold");
+        assert_eq!((resold.status_for("43"), resold.status_for("42")), ("valid", "resold"));
+        let given = TicketRecord::parse("valid|44|2|31|31:1:4|||t").expect("transferred");
+        assert_eq!(given.status_for("42"), "transferred");
         assert_eq!(TicketRecord::parse("valid|42"), None);
     }
 }

@@ -7,12 +7,13 @@ use stampede_common::db::Migration;
 use stampede_inventory::streams::ReaderOptions;
 
 /// The ledger the persister writes from the streams (holds, orders,
-/// order seats, payments, tickets, ticket transfers); checkout reads it. The persister also reads the
+/// order seats, payments, tickets, ticket transfers, resale listings and payouts); checkout reads it. The persister also reads the
 /// catalog's events and sections (`stampede_catalog::MIGRATIONS`).
 pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 3, name: "ledger", sql: include_str!("../migrations/0003_ledger.sql") },
     Migration { version: 4, name: "tickets", sql: include_str!("../migrations/0004_tickets.sql") },
     Migration { version: 6, name: "ticket transfers", sql: include_str!("../migrations/0006_ticket_transfers.sql") },
+    Migration { version: 7, name: "resale", sql: include_str!("../migrations/0007_resale.sql") },
 ];
 
 /// What only the persister reads.

@@ -13,7 +13,7 @@ use deadpool_postgres::{Client, Pool, Transaction};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Row, Statement};
 
-use crate::records::{HoldRow, Message, OrderRow, PaymentRow, TicketRow, TransferRow};
+use crate::records::{HoldRow, ListingRow, Message, OrderRow, PaymentRow, PayoutRow, Sale, TicketRow, TransferRow};
 
 /// Why a write failed, which decides what the worker does next.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +81,9 @@ pub struct Batch {
     tickets: BTreeMap<(String, i32), TicketRow>,
     /// `(order, i, version)` → transfer.
     transfers: BTreeMap<(String, i32, i32), TransferRow>,
+    listings: BTreeMap<String, ListingRow>,
+    /// Listing → payout.
+    payouts: BTreeMap<String, PayoutRow>,
     /// Two orders selling one seat within this batch.
     conflict: Option<String>,
     messages: usize,
@@ -96,11 +99,13 @@ pub struct Written {
     pub payments: usize,
     pub tickets: usize,
     pub ticket_transfers: usize,
+    pub listings: usize,
+    pub payouts: usize,
 }
 
 impl Written {
     pub fn total(&self) -> usize {
-        self.holds + self.orders + self.order_seats + self.payments + self.tickets + self.ticket_transfers
+        self.holds + self.orders + self.order_seats + self.payments + self.tickets + self.ticket_transfers + self.listings + self.payouts
     }
 }
 
@@ -157,6 +162,14 @@ impl Batch {
                 self.add_ticket(ticket);
                 self.transfers.entry((transfer.order.clone(), transfer.n, transfer.version)).or_insert(transfer);
             }
+            Message::Listing(l) => self.add_listing(l),
+            Message::Sale(sale) => {
+                let Sale { listing, ticket, hold, payout } = *sale;
+                self.add_listing(listing);
+                self.add_ticket(ticket);
+                self.add_hold(hold);
+                self.payouts.entry(payout.listing.clone()).or_insert(payout);
+            }
             Message::Payment(p) => match self.payments.get_mut(&p.id) {
                 Some(existing) => existing.merge(p),
                 None => {
@@ -171,6 +184,15 @@ impl Batch {
             Some(existing) => existing.merge(t),
             None => {
                 self.tickets.insert((t.order.clone(), t.n), t);
+            }
+        }
+    }
+
+    fn add_listing(&mut self, l: ListingRow) {
+        match self.listings.get_mut(&l.id) {
+            Some(existing) => existing.merge(l),
+            None => {
+                self.listings.insert(l.id.clone(), l);
             }
         }
     }
@@ -204,7 +226,9 @@ impl Batch {
         let upsert_payments = tx.prepare_cached(UPSERT_PAYMENTS).await?;
         let upsert_tickets = tx.prepare_cached(UPSERT_TICKETS).await?;
         let insert_transfers = tx.prepare_cached(INSERT_TRANSFERS).await?;
-        let (holds, orders, seats, payments, tickets, transfers) = tokio::join!(
+        let upsert_listings = tx.prepare_cached(UPSERT_LISTINGS).await?;
+        let insert_payouts = tx.prepare_cached(INSERT_PAYOUTS).await?;
+        let (holds, orders, seats, payments, tickets, transfers, listings, payouts) = tokio::join!(
             biased;
             self.upsert_holds(&tx, &upsert_holds),
             self.insert_orders(&tx, &insert_orders),
@@ -212,10 +236,12 @@ impl Batch {
             self.upsert_payments(&tx, &upsert_payments),
             self.upsert_tickets(&tx, &upsert_tickets),
             self.insert_transfers(&tx, &insert_transfers),
+            self.upsert_listings(&tx, &upsert_listings),
+            self.insert_payouts(&tx, &insert_payouts),
         );
         // The first failure is the cause: the statements after it only
         // report the transaction aborted.
-        let (_, orders, seats, _, _, _) = (holds?, orders?, seats?, payments?, tickets?, transfers?);
+        let (_, orders, seats, _, _, _, _, _) = (holds?, orders?, seats?, payments?, tickets?, transfers?, listings?, payouts?);
         // An order id already taken by another hold is a conflict, not a replay.
         for row in orders {
             let (id, hold): (&str, &str) = (row.get(0), row.get(1));
@@ -238,6 +264,8 @@ impl Batch {
             payments: self.payments.len(),
             tickets: self.tickets.len(),
             ticket_transfers: self.transfers.len(),
+            listings: self.listings.len(),
+            payouts: self.payouts.len(),
         })
     }
 
@@ -341,6 +369,52 @@ impl Batch {
                 &rows.iter().map(|r| r.event).collect::<Vec<_>>(),
                 &rows.iter().map(|r| r.from).collect::<Vec<_>>(),
                 &rows.iter().map(|r| r.to).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.at_ms).collect::<Vec<_>>(),
+            ],
+        )
+        .await
+    }
+
+    async fn upsert_listings(&self, tx: &Transaction<'_>, stmt: &Statement) -> Result<u64, tokio_postgres::Error> {
+        if self.listings.is_empty() {
+            return Ok(0);
+        }
+        let rows: Vec<&ListingRow> = self.listings.values().collect();
+        tx.execute(
+            stmt,
+            &[
+                &rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.event).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.order.as_str()).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.n).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.seller).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.price_cents).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.status).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.rank).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.buyer).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.hold.as_deref()).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.payment.as_deref()).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.sale_order.as_deref()).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.created_ms).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.updated_ms).collect::<Vec<_>>(),
+            ],
+        )
+        .await
+    }
+
+    async fn insert_payouts(&self, tx: &Transaction<'_>, stmt: &Statement) -> Result<u64, tokio_postgres::Error> {
+        if self.payouts.is_empty() {
+            return Ok(0);
+        }
+        let rows: Vec<&PayoutRow> = self.payouts.values().collect();
+        tx.execute(
+            stmt,
+            &[
+                &rows.iter().map(|r| r.listing.as_str()).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.event).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.seller).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.amount_cents).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.payment.as_str()).collect::<Vec<_>>(),
                 &rows.iter().map(|r| r.at_ms).collect::<Vec<_>>(),
             ],
         )
@@ -494,4 +568,43 @@ const INSERT_TRANSFERS: &str = concat!(
      FROM unnest($1::text[], $2::int4[], $3::int4[], $4::int8[], $5::int8[], $6::int8[], $7::int8[])
           AS u(order_id, n, version, event_id, from_user, to_user, at)
      ON CONFLICT (order_id, n, version) DO NOTHING"
+);
+
+/// A listing's status only rises (it ends once, withdrawn or sold); the
+/// sale's facts fill in once known.
+const UPSERT_LISTINGS: &str = concat!(
+    "INSERT INTO listings (id, event_id, order_id, n, seller_id, price_cents, status, status_rank, buyer_id, hold_id,
+                           payment_id, sale_order_id, created_at, updated_at)
+     SELECT id, event_id, order_id, n, seller_id, price_cents, status, rank, buyer, hold, payment, sale_order, ",
+    ts!("created"),
+    ", ",
+    ts!("updated"),
+    "
+     FROM unnest($1::text[], $2::int8[], $3::text[], $4::int4[], $5::int8[], $6::int8[], $7::text[], $8::int2[],
+                 $9::int8[], $10::text[], $11::text[], $12::text[], $13::int8[], $14::int8[])
+          AS u(id, event_id, order_id, n, seller_id, price_cents, status, rank, buyer, hold, payment, sale_order,
+               created, updated)
+     ON CONFLICT (id) DO UPDATE SET
+        status = CASE WHEN EXCLUDED.status_rank > listings.status_rank THEN EXCLUDED.status ELSE listings.status END,
+        updated_at = CASE WHEN EXCLUDED.status_rank > listings.status_rank THEN EXCLUDED.updated_at ELSE listings.updated_at END,
+        status_rank = GREATEST(listings.status_rank, EXCLUDED.status_rank),
+        buyer_id = COALESCE(listings.buyer_id, EXCLUDED.buyer_id),
+        hold_id = COALESCE(listings.hold_id, EXCLUDED.hold_id),
+        payment_id = COALESCE(listings.payment_id, EXCLUDED.payment_id),
+        sale_order_id = COALESCE(listings.sale_order_id, EXCLUDED.sale_order_id),
+        created_at = LEAST(listings.created_at, EXCLUDED.created_at)
+     WHERE EXCLUDED.status_rank > listings.status_rank
+        OR (listings.buyer_id IS NULL AND EXCLUDED.buyer_id IS NOT NULL)
+        OR EXCLUDED.created_at < listings.created_at"
+);
+
+/// One payout per sold listing; a replay writes nothing.
+const INSERT_PAYOUTS: &str = concat!(
+    "INSERT INTO payouts (listing_id, event_id, seller_id, amount_cents, payment_id, created_at)
+     SELECT listing, event_id, seller_id, amount_cents, payment, ",
+    ts!("at"),
+    "
+     FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::text[], $6::int8[])
+          AS u(listing, event_id, seller_id, amount_cents, payment, at)
+     ON CONFLICT (listing_id) DO NOTHING"
 );

@@ -198,6 +198,63 @@ fn order_tickets(order: &OrderRow, seats: &[String]) -> Vec<TicketRow> {
     }
 }
 
+/// A listing's status rank: it ends once, withdrawn or sold.
+pub fn listing_rank(status: &str) -> i16 {
+    match status {
+        "open" => 1,
+        "withdrawn" => 2,
+        "sold" => 3,
+        _ => 0,
+    }
+}
+
+/// A `listings` row (or the part of one a message knows).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListingRow {
+    pub id: String,
+    pub event: i64,
+    /// The listed ticket: its order and place.
+    pub order: String,
+    pub n: i32,
+    pub seller: i64,
+    pub price_cents: i64,
+    pub status: &'static str,
+    pub rank: i16,
+    /// Known once sold.
+    pub buyer: Option<i64>,
+    pub hold: Option<String>,
+    pub payment: Option<String>,
+    pub sale_order: Option<String>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+impl ListingRow {
+    pub fn merge(&mut self, other: ListingRow) {
+        if other.rank > self.rank {
+            self.status = other.status;
+            self.rank = other.rank;
+            self.updated_ms = other.updated_ms;
+        }
+        self.buyer = self.buyer.or(other.buyer);
+        self.hold = self.hold.take().or(other.hold);
+        self.payment = self.payment.take().or(other.payment);
+        self.sale_order = self.sale_order.take().or(other.sale_order);
+        self.created_ms = self.created_ms.min(other.created_ms);
+    }
+}
+
+/// A `payouts` row: what a sold listing owes its seller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PayoutRow {
+    pub listing: String,
+    pub event: i64,
+    pub seller: i64,
+    pub amount_cents: i64,
+    pub payment: String,
+    pub at_ms: i64,
+}
+
 /// What one stream entry writes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
@@ -213,13 +270,28 @@ pub enum Message {
     Transfer { ticket: TicketRow, transfer: TransferRow },
     /// `payment.captured`, `payment.refunded`.
     Payment(PaymentRow),
+    /// `listing.created`, `listing.withdrawn`: the listing's row.
+    Listing(ListingRow),
+    /// `listing.sold`.
+    Sale(Box<Sale>),
+}
+
+/// What `listing.sold` writes: the listing, the ticket's new owner and
+/// version, the buyer's hold turned confirmed, and the seller's payout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sale {
+    pub listing: ListingRow,
+    pub ticket: TicketRow,
+    pub hold: HoldRow,
+    pub payout: PayoutRow,
 }
 
 impl Message {
     /// How many rows it writes (for the rows counter).
     pub fn rows(&self) -> usize {
         match self {
-            Message::Hold(_) | Message::Payment(_) | Message::Ticket(_) => 1,
+            Message::Hold(_) | Message::Payment(_) | Message::Ticket(_) | Message::Listing(_) => 1,
+            Message::Sale(_) => 4,
             Message::Order { seats, tickets, .. } => 2 + seats.len() + tickets.len(),
             Message::Transfer { .. } => 2,
         }
@@ -293,6 +365,34 @@ impl<'a> Fields<'a> {
             return Err(format!("version must be positive: {version}"));
         }
         Ok((order.to_owned(), n, seat, version))
+    }
+
+    /// A listing entry's listing row: its id, ticket and price, as `status`.
+    fn listing(&self, event: i64, seller: i64, status: &'static str, at: i64) -> Result<ListingRow, String> {
+        let id = self.id("listing")?;
+        let token = self.id("ticket")?;
+        let (order, n) = token.rsplit_once('-').ok_or_else(|| format!("not a ticket token: {token:?}"))?;
+        let n: i32 = n.parse().ok().filter(|n| *n >= 1).ok_or_else(|| format!("not a ticket token: {token:?}"))?;
+        let price_cents = self.non_negative("price")?;
+        if price_cents < 1 {
+            return Err(format!("a listing's price is positive: {price_cents}"));
+        }
+        Ok(ListingRow {
+            id,
+            event,
+            order: order.to_owned(),
+            n,
+            seller,
+            price_cents,
+            status,
+            rank: listing_rank(status),
+            buyer: None,
+            hold: None,
+            payment: None,
+            sale_order: None,
+            created_ms: at,
+            updated_ms: at,
+        })
     }
 
     fn quantity(&self) -> Result<i32, String> {
@@ -430,6 +530,55 @@ pub fn decode(entry: &Entry) -> Result<Message, String> {
                 updated_ms: at,
             };
             Ok(Message::Transfer { ticket, transfer })
+        }
+        kind @ ("listing.created" | "listing.withdrawn") => {
+            let status = if kind == "listing.created" { "open" } else { "withdrawn" };
+            Ok(Message::Listing(f.listing(event, f.num("user")?, status, at)?))
+        }
+        "listing.sold" => {
+            let (order, n, seat, version) = f.ticket()?;
+            if version < 2 {
+                return Err(format!("a sale makes version 2 or more: {version}"));
+            }
+            let (seller, buyer): (i64, i64) = (f.num("from")?, f.num("user")?);
+            let mut listing = f.listing(event, seller, "sold", at)?;
+            let (hold, payment, sale_order) = (f.id("hold")?, f.id("payment")?, f.id("order")?);
+            listing.buyer = Some(buyer);
+            listing.hold = Some(hold.clone());
+            listing.payment = Some(payment.clone());
+            listing.sale_order = Some(sale_order);
+            let section: i64 = f.num("section")?;
+            let ticket = TicketRow {
+                order,
+                n,
+                event,
+                owner: buyer,
+                section,
+                seat: seat.clone(),
+                version,
+                status: "valid",
+                rank: ticket_rank("valid"),
+                used_ms: None,
+                gate: None,
+                created_ms: at,
+                updated_ms: at,
+            };
+            let hold = HoldRow {
+                id: hold,
+                event,
+                user: buyer,
+                section: if seat.is_none() { Some(section) } else { None },
+                seats: seat.unwrap_or_default(),
+                quantity: 1,
+                amount_cents: listing.price_cents,
+                status: "confirmed",
+                rank: hold_rank("confirmed"),
+                expires_ms: None,
+                created_ms: at,
+                updated_ms: at,
+            };
+            let payout = PayoutRow { listing: listing.id.clone(), event, seller, amount_cents: listing.price_cents, payment, at_ms: at };
+            Ok(Message::Sale(Box::new(Sale { listing, ticket, hold, payout })))
         }
         "" => Err("missing field \"type\"".into()),
         other => Err(format!("unknown type {other:?}")),

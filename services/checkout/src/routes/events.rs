@@ -23,7 +23,7 @@ struct CheckInBody {
 }
 
 /// A published event's keys, or 404.
-async fn published<G: PaymentGateway>(svc: &CheckoutService<G>, id: &str) -> Result<EventKeys, Problem> {
+pub(super) async fn published<G: PaymentGateway>(svc: &CheckoutService<G>, id: &str) -> Result<EventKeys, Problem> {
     let missing = || Problem::not_found("no such event");
     let event: i64 = id.parse().ok().filter(|e| *e > 0).ok_or_else(missing)?;
     let keys = EventKeys::new(&svc.prefix, event);

@@ -3,6 +3,7 @@
 mod events;
 mod orders;
 pub(crate) mod payment;
+mod resale;
 mod tickets;
 
 use hyper::body::Incoming;
@@ -34,6 +35,20 @@ pub(crate) async fn route<G: PaymentGateway>(svc: &CheckoutService<G>, req: Requ
             ("/api/tickets/{id}/transfer", tickets::transfer(svc, &id, req).await)
         }
         (["api", "tickets", _, "transfer"], _) => ("/api/tickets/{id}/transfer", Err(Problem::method_not_allowed("POST"))),
+        (["api", "tickets", id, "listing"], &Method::POST) => {
+            let id = (*id).to_owned();
+            ("/api/tickets/{id}/listing", resale::create(svc, &id, req).await)
+        }
+        (["api", "tickets", _, "listing"], _) => ("/api/tickets/{id}/listing", Err(Problem::method_not_allowed("POST"))),
+        (["api", "listings", id], &Method::DELETE) => ("/api/listings/{id}", resale::delete(svc, id, &req).await),
+        (["api", "listings", _], _) => ("/api/listings/{id}", Err(Problem::method_not_allowed("DELETE"))),
+        (["api", "listings", id, "holds"], &Method::POST) => {
+            let id = (*id).to_owned();
+            ("/api/listings/{id}/holds", resale::hold(svc, &id, req).await)
+        }
+        (["api", "listings", _, "holds"], _) => ("/api/listings/{id}/holds", Err(Problem::method_not_allowed("POST"))),
+        (["api", "events", id, "listings"], &Method::GET) => ("/api/events/{id}/listings", resale::list(svc, id).await),
+        (["api", "events", _, "listings"], _) => ("/api/events/{id}/listings", Err(Problem::method_not_allowed("GET"))),
         (["api", "events", id, "ticket-key"], &Method::GET) => ("/api/events/{id}/ticket-key", events::ticket_key(svc, id).await),
         (["api", "events", _, "ticket-key"], _) => ("/api/events/{id}/ticket-key", Err(Problem::method_not_allowed("GET"))),
         (["api", "events", id, "check-in"], &Method::POST) => {

@@ -13,7 +13,7 @@ use stampede_common::backoff::Backoff;
 use stampede_common::clock::{now_ms, rfc3339_ms};
 use stampede_common::http::{self, Resp};
 use stampede_common::ids::{is_token, random_hex};
-use stampede_inventory::{ConfirmOutcome, EventKeys, HoldId, HoldRecord, Payment, TicketId, confirm, read_hold, read_order};
+use stampede_inventory::{ConfirmOutcome, EventKeys, HoldId, HoldRecord, Payment, TicketId, confirm, read_hold, read_listing, read_order};
 
 use super::orders::user_orders_key;
 use super::tickets::user_tickets_key;
@@ -262,11 +262,26 @@ async fn order_answer<G: PaymentGateway>(
 ) -> Answer {
     let order_id = HoldId { event: hold.event, token: order.to_owned() }.public();
     let mut conn = svc.redis.clone();
-    let _: Result<(), _> = conn.zadd(user_orders_key(&svc.prefix, user), &order_id, created_ms).await;
-    let tickets: Vec<(i64, String)> =
-        TicketId::of_order(hold.event, order, record.quantity as u32).map(|t| (created_ms, t.public())).collect();
+    // A resale purchase is one ticket that changed hands, not a sale of
+    // inventory: it is not among the buyer's orders (the durable record
+    // of it is the listing and its payment), and its ticket keeps its id.
+    let resale = match &record.listing {
+        Some(listing) => {
+            let keys = EventKeys::new(&svc.prefix, hold.event);
+            let ticket = read_listing(&mut conn, &keys, listing).await.ok().flatten().and_then(|l| l.ticket_id(hold.event));
+            Some((HoldId { event: hold.event, token: listing.clone() }.public(), ticket))
+        }
+        None => None,
+    };
+    let tickets: Vec<(i64, String)> = match &resale {
+        Some((_, ticket)) => ticket.iter().map(|t| (created_ms, t.public())).collect(),
+        None => {
+            let _: Result<(), _> = conn.zadd(user_orders_key(&svc.prefix, user), &order_id, created_ms).await;
+            TicketId::of_order(hold.event, order, record.quantity as u32).map(|t| (created_ms, t.public())).collect()
+        }
+    };
     let _: Result<(), _> = conn.zadd_multiple(user_tickets_key(&svc.prefix, user), &tickets).await;
-    let order_json = json!({
+    let mut order_json = json!({
         "id": order_id,
         "event_id": hold.event.to_string(),
         "hold_id": hold.public(),
@@ -278,6 +293,10 @@ async fn order_answer<G: PaymentGateway>(
         "created_at": rfc3339_ms(created_ms),
         "payment": {"id": payment, "amount_cents": record.amount_cents, "status": "captured"},
     });
+    if let Some((listing, ticket)) = resale {
+        order_json["listing_id"] = json!(listing);
+        order_json["ticket_id"] = json!(ticket.map(|t| t.public()));
+    }
     Answer::Final(
         StatusCode::CREATED,
         json!({

@@ -4,7 +4,7 @@
 //! and the payment route lists the tickets in the buyer's index), then
 //! Postgres (the durable record the persister writes). Anyone but the owner
 //! gets 404. A ticket its owner gave away stays in their list as
-//! `transferred`.
+//! `transferred`, one they sold on resale as `resold`.
 
 use std::collections::BTreeMap;
 
@@ -62,8 +62,7 @@ pub(crate) async fn list<G: PaymentGateway>(svc: &CheckoutService<G>, req: &Requ
             if let Some(rec) = rec {
                 // Only its owners were ever given an entry: anyone else
                 // listed it once and has given it away.
-                let status = if rec.owner == who.user_id { rec.status.as_str() } else { "transferred" };
-                let v = view(&id, rec.section, rec.seat.as_deref(), status);
+                let v = view(&id, rec.section, rec.seat.as_deref(), rec.status_for(&who.user_id));
                 found.insert((-at, id.event, id.order.clone(), id.n), v);
             }
         }
@@ -80,6 +79,12 @@ pub(crate) async fn list<G: PaymentGateway>(svc: &CheckoutService<G>, req: &Requ
                          (extract(epoch FROM t.created_at) * 1000)::int8
                       FROM ticket_transfers x JOIN tickets t ON t.order_id = x.order_id AND t.n = x.n
                       WHERE x.from_user = $1 AND t.owner_id <> $1
+                      ORDER BY t.order_id, t.n LIMIT {LIST_LIMIT})
+                 UNION ALL
+                 (SELECT DISTINCT ON (t.order_id, t.n) t.event_id, t.order_id, t.n, t.section_id, t.seat, 'resold',
+                         (extract(epoch FROM t.created_at) * 1000)::int8
+                      FROM listings l JOIN tickets t ON t.order_id = l.order_id AND t.n = l.n
+                      WHERE l.seller_id = $1 AND l.status = 'sold' AND t.owner_id <> $1
                       ORDER BY t.order_id, t.n LIMIT {LIST_LIMIT})"
                 ),
                 &[&user],
@@ -102,7 +107,7 @@ pub(crate) async fn list<G: PaymentGateway>(svc: &CheckoutService<G>, req: &Requ
 }
 
 /// The caller's own ticket from Redis, or 404.
-async fn own_ticket<G: PaymentGateway>(svc: &CheckoutService<G>, user: &str, id: &str) -> Result<(TicketId, TicketRecord), Problem> {
+pub(super) async fn own_ticket<G: PaymentGateway>(svc: &CheckoutService<G>, user: &str, id: &str) -> Result<(TicketId, TicketRecord), Problem> {
     let missing = || Problem::not_found("no such ticket");
     let id = TicketId::parse(id).ok_or_else(missing)?;
     let mut conn = svc.redis.clone();
@@ -132,6 +137,17 @@ pub(crate) async fn code<G: PaymentGateway>(svc: &CheckoutService<G>, id: &str, 
     Ok(http::json(StatusCode::OK, &json!({ "code": code, "svg": svg })))
 }
 
+/// When an event starts (unix ms): transfers and resale close then. 404
+/// for an event Postgres does not have.
+pub(super) async fn event_starts_ms<G: PaymentGateway>(svc: &CheckoutService<G>, event: i64) -> Result<i64, Problem> {
+    let client = svc.db.get().await?;
+    client
+        .query_opt("SELECT (extract(epoch FROM starts_at) * 1000)::int8 FROM events WHERE id = $1", &[&event])
+        .await?
+        .map(|r| r.get(0))
+        .ok_or_else(|| Problem::not_found("no such event"))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TransferBody {
@@ -153,12 +169,8 @@ pub(crate) async fn transfer<G: PaymentGateway>(svc: &CheckoutService<G>, id: &s
         .await?
         .map(|r| r.get(0))
         .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "no_such_user", "no account has that e-mail address"))?;
-    let starts_ms: i64 = client
-        .query_opt("SELECT (extract(epoch FROM starts_at) * 1000)::int8 FROM events WHERE id = $1", &[&id.event])
-        .await?
-        .map(|r| r.get(0))
-        .ok_or_else(|| Problem::not_found("no such ticket"))?;
     drop(client);
+    let starts_ms = event_starts_ms(svc, id.event).await?;
     let to = to.to_string();
     let keys = EventKeys::new(&svc.prefix, id.event);
     let mut conn = svc.redis.clone();

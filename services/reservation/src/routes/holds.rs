@@ -64,6 +64,9 @@ struct HoldView<'a> {
     expires_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     order_id: Option<&'a str>,
+    /// A hold on a resale listing names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listing_id: Option<String>,
 }
 
 fn view<'a>(id: &HoldId, rec: &'a HoldRecord, now: i64) -> HoldView<'a> {
@@ -77,6 +80,7 @@ fn view<'a>(id: &HoldId, rec: &'a HoldRecord, now: i64) -> HoldView<'a> {
         status: rec.status_at(now),
         expires_at: rfc3339_ms(rec.expires_ms),
         order_id: rec.order.as_deref(),
+        listing_id: rec.listing.as_ref().map(|l| HoldId { event: id.event, token: l.clone() }.public()),
     }
 }
 
@@ -196,6 +200,7 @@ pub(crate) async fn create(svc: &ReservationService, event: Option<i64>, req: Re
                 amount_cents,
                 expires_ms,
                 order: None,
+                listing: None,
             };
             let mut resp = http::json(StatusCode::CREATED, &view(&hold, &rec, 0));
             resp.headers_mut().insert("location", hold_location(&hold));
