@@ -409,7 +409,7 @@ async function eventPage(ctx, id) {
   paintAvailability();
   updateSummary();
   if (onSale()) {
-    await resale.load().catch(showError);
+    resale.load().catch((e) => { if (ctx.live()) showError(e); }); // not awaited: the seat maps come first
     ctx.every(LISTING_REFRESH_MS, resale.load);
   }
 
