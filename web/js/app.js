@@ -1,12 +1,14 @@
 // Stampede web client: hash routes, one page at a time.
 //
 //   #/                  events on sale
-//   #/events/{id}       an event: seat maps, general-admission pickers, hold
-//   #/hold              the current hold (its id is kept in localStorage), pay
+//   #/events/{id}       an event: seat maps, general-admission pickers, hold;
+//                       resale tickets to buy (ticketpages.js)
+//   #/hold              the current hold (its id is kept in localStorage), pay;
+//                       a resale ticket's hold too (it carries listing_id)
 //   #/holds/{id}        a given hold
 //   #/orders            my orders
 //   #/orders/{id}       one order (the confirmation page)
-//   #/tickets           my tickets: QR codes, transfer (ticketpages.js)
+//   #/tickets           my tickets: QR codes, transfer, resale (ticketpages.js)
 //   #/gate              check-in at the door, for gate staff and admins
 //   #/signin #/signup   accounts (?next=<route> to come back)
 //   #/admin             create and publish events
@@ -23,6 +25,7 @@ import { ticketPages } from './ticketpages.js';
 const HOLD_KEY = 'stampede.currentHold';
 const PASS_KEY = 'stampede.queuePass.'; // + event id
 const SEAT_REFRESH_MS = 2000;
+const LISTING_REFRESH_MS = 10_000; // resale listings change slowly; a failed Buy refreshes at once
 const QUEUE_POLL_MS = 2000;
 
 const app = document.getElementById('app');
@@ -393,6 +396,7 @@ async function eventPage(ctx, id) {
   const saleNote = onSale()
     ? null
     : h('p', { class: 'notice', 'data-testid': 'not-on-sale' }, 'Sale starts ', h('time', { datetime: ev.sale_starts_at }, formatTime(ev.sale_starts_at)), '.');
+  const resale = resaleSection(ctx, ev);
   page(ev.name,
     h('p', { class: 'lead', 'data-testid': 'event-meta' }, ev.venue, ' · ', h('time', { datetime: ev.starts_at }, formatTime(ev.starts_at)),
       ` · up to ${ev.per_user_limit} per customer · seats are held for ${Math.round(ev.hold_seconds / 60) || 1} min`),
@@ -400,9 +404,14 @@ async function eventPage(ctx, id) {
     queueBox,
     maps.size ? legend() : null,
     ...sections,
-    maps.size ? h('div', { class: 'checkout-bar' }, summary, holdButton) : null);
+    maps.size ? h('div', { class: 'checkout-bar' }, summary, holdButton) : null,
+    resale.el);
   paintAvailability();
   updateSummary();
+  if (onSale()) {
+    resale.load().catch((e) => { if (ctx.live()) showError(e); }); // not awaited: the seat maps come first
+    ctx.every(LISTING_REFRESH_MS, resale.load);
+  }
 
   async function refresh() {
     const jobs = [...maps.entries()].map(async ([sid, map]) => {
@@ -458,6 +467,9 @@ async function holdPage(ctx, explicitId) {
   if (!ctx.live()) return;
   const ev = await eventInfo(hold.event_id).catch(() => null);
   if (!ctx.live()) return;
+  // A hold on a resale listing is paid the same way; only the words differ.
+  const resale = Boolean(hold.listing_id);
+  const again = () => h('a', { href: `#/events/${hold.event_id}` }, resale ? 'See the resale tickets' : 'Pick seats again');
 
   const status = h('span', { 'data-testid': 'hold-status' }, hold.status);
   const timer = h('span', { class: 'countdown', role: 'timer', 'data-testid': 'hold-countdown', 'aria-describedby': 'countdown-label' });
@@ -466,7 +478,7 @@ async function holdPage(ctx, explicitId) {
     h('option', { value: 'pm_card_visa' }, 'Visa ending 4242 (test card that succeeds)'),
     h('option', { value: 'pm_card_declined' }, 'Visa ending 0002 (test card that is declined)'));
   const pay = h('button', { type: 'submit', class: 'primary', 'data-testid': 'pay-button' }, `Pay ${formatCents(hold.amount_cents)}`);
-  const release = h('button', { type: 'button', class: 'secondary', 'data-testid': 'release-button' }, 'Release these seats');
+  const release = h('button', { type: 'button', class: 'secondary', 'data-testid': 'release-button' }, resale ? 'Release this ticket' : 'Release these seats');
   const form = h('form', { class: 'pay', 'data-testid': 'pay-form', 'aria-label': 'Payment' },
     field('Card', card, 'Test mode: no real card is charged.'), h('div', { class: 'actions' }, pay, release), payError);
 
@@ -493,7 +505,7 @@ async function holdPage(ctx, explicitId) {
     release.disabled = true;
     card.disabled = true;
     if (currentHold.get() === id) currentHold.clear();
-    fill(payError, 'This hold has expired and the seats were released. ', h('a', { href: `#/events/${hold.event_id}` }, 'Pick seats again'), '.');
+    fill(payError, resale ? 'This hold has expired and the ticket went back on resale. ' : 'This hold has expired and the seats were released. ', again(), '.');
   }
 
   form.addEventListener('submit', async (e) => {
@@ -524,7 +536,7 @@ async function holdPage(ctx, explicitId) {
     try {
       await busy(release, 'Releasing…', () => api.del(`/api/holds/${encodeURIComponent(id)}`));
       if (currentHold.get() === id) currentHold.clear();
-      announce('Seats released.');
+      announce(resale ? 'Ticket released.' : 'Seats released.');
       go(`#/events/${hold.event_id}`);
     } catch (err) {
       showError(err);
@@ -547,13 +559,13 @@ async function holdPage(ctx, explicitId) {
     if (currentHold.get() === id) currentHold.clear();
     const why = {
       confirmed: h('p', {}, 'This hold has been paid for. ', h('a', { href: hold.order_id ? `#/orders/${hold.order_id}` : '#/orders' }, 'See the order'), '.'),
-      expired: h('p', {}, 'This hold expired and the seats were released. ', h('a', { href: `#/events/${hold.event_id}` }, 'Pick seats again'), '.'),
-      released: h('p', {}, 'These seats were released. ', h('a', { href: `#/events/${hold.event_id}` }, 'Pick seats again'), '.'),
+      expired: h('p', {}, resale ? 'This hold expired and the ticket went back on resale. ' : 'This hold expired and the seats were released. ', again(), '.'),
+      released: h('p', {}, resale ? 'This ticket was released. ' : 'These seats were released. ', again(), '.'),
     }[hold.status];
     children.push(why || null);
   }
-  page(hold.status === 'held' ? 'Your seats are held' : 'Your hold',
-    h('section', { 'data-testid': 'hold-page', 'data-hold-id': hold.id, 'data-status': hold.status }, ...children));
+  page(hold.status === 'held' ? (resale ? 'Your resale ticket is held' : 'Your seats are held') : 'Your hold',
+    h('section', { 'data-testid': 'hold-page', 'data-hold-id': hold.id, 'data-status': hold.status, 'data-listing-id': hold.listing_id || null }, ...children));
   if (hold.status === 'held') {
     tick();
     ctx.every(250, tick);
@@ -606,6 +618,7 @@ async function orderPage(ctx, id) {
         h('dt', {}, 'Event'), h('dd', {}, ev ? h('a', { href: `#/events/${o.event_id}` }, ev.name) : `Event ${o.event_id}`),
         ev ? [h('dt', {}, 'When'), h('dd', {}, formatTime(ev.starts_at), ' · ', ev.venue)] : null,
         h('dt', {}, 'Places'), h('dd', {}, placesList(o, ev, 'order-seats')),
+        o.listing_id ? [h('dt', {}, 'Bought'), h('dd', { 'data-testid': 'order-resale' }, 'On resale, from another fan')] : null,
         h('dt', {}, 'Total'), h('dd', { 'data-testid': 'order-amount' }, formatCents(o.amount_cents)),
         h('dt', {}, 'Status'), h('dd', { 'data-testid': 'order-status' }, o.status),
         h('dt', {}, 'Order number'), h('dd', { 'data-testid': 'order-id' }, h('code', {}, o.id)),
@@ -790,9 +803,13 @@ function adminPage() {
   page('Create an event', form, result, h('h2', {}, 'Publish an existing draft'), lookup);
 }
 
-const { myTicketsPage, gatePage } = ticketPages({
+const { myTicketsPage, gatePage, resaleSection } = ticketPages({
   api, page, loading, busy, showError, clearError, user, needSignIn, eventInfo, sectionName, announce,
   rerender: () => render(),
+  holdStarted: (held) => {
+    currentHold.set(held.id);
+    go('#/hold');
+  },
 });
 
 function notFoundPage() {

@@ -1,16 +1,24 @@
 // The pages after the sale: "My tickets" (#/tickets: each ticket with its
-// status; a valid one with its QR code, its code as text and a transfer form)
+// status; a valid one with its QR code, its code as text, a transfer form and
+// a form to sell it at face value or less; a listed one with its price and a
+// Withdraw button), the "Resale tickets" list of the event page (each with a
+// Buy button that holds it and goes on to the hold page, as seat holds do),
 // and the gate (#/gate: pick an event, scan with the camera where the browser
 // has BarcodeDetector or paste a code, and see Admitted / Already used /
 // Superseded / Invalid code). The app shell (page, api, busy, …) is passed in
-// by app.js; the decisions live in tickets.js, which is unit-tested.
+// by app.js; the decisions live in tickets.js and resale.js, which are
+// unit-tested.
 
 import { ApiError } from './api.js';
 import { h, fill, field } from './dom.js';
-import { seatLabel, parseSeatId } from './format.js';
+import { seatLabel, parseSeatId, formatCents } from './format.js';
 import {
   ticketStatusText, hasCode, parseCode, checkInOutcome, transferErrorText, looksLikeEmail, sanitizeSvg,
 } from './tickets.js';
+import {
+  faceValueCents, centsToInput, checkListingPrice, listingView, listingsKey, findListing,
+  rememberedListings, rememberListing, forgetListings, listingErrorText, withdrawErrorText, buyErrorText,
+} from './resale.js';
 
 const SCAN_EVERY_MS = 250;
 const SAME_CODE_QUIET_MS = 4000; // a code held in front of the camera is checked in once
@@ -36,7 +44,9 @@ export function svgNode(text) {
 }
 
 export function ticketPages(shell) {
-  const { api, page, loading, busy, showError, clearError, user, needSignIn, eventInfo, sectionName, announce } = shell;
+  const {
+    api, page, loading, busy, showError, clearError, user, needSignIn, eventInfo, sectionName, announce, holdStarted,
+  } = shell;
 
   function placeOf(t, ev) {
     if (t.seat) {
@@ -62,13 +72,25 @@ export function ticketPages(shell) {
     await Promise.all([...new Set(data.tickets.map((t) => t.event_id))].map(async (id) => {
       events.set(id, await eventInfo(id).catch(() => null));
     }));
+    // A listed ticket's price and listing id: GET /api/tickets does not carry
+    // them, so the event's open listings are asked, then this browser's memory.
+    const listed = data.tickets.filter((t) => t.status === 'listed');
+    const open = new Map();
+    await Promise.all([...new Set(listed.map((t) => t.event_id))].map(async (id) => {
+      const answer = await api.get(`/api/events/${encodeURIComponent(id)}/listings`).catch(() => null);
+      open.set(id, answer && Array.isArray(answer.listings) ? answer.listings : []);
+    }));
     if (!ctx.live()) return;
+    forgetListings(window.localStorage, listed.map((t) => t.id));
+    const remembered = rememberedListings(window.localStorage);
+    const listingOf = (t) => findListing(t, { listings: open.get(t.event_id) || [], remembered });
     page('My tickets',
-      h('p', { class: 'lead' }, 'Show the QR code at the door. A ticket you send to someone else gets a new code: the old one stops working.'),
-      h('ul', { class: 'tickets', 'data-testid': 'tickets-list' }, data.tickets.map((t) => ticketCard(ctx, t, events.get(t.event_id)))));
+      h('p', { class: 'lead' }, 'Show the QR code at the door. A ticket you send to someone else gets a new code: the old one stops working. ',
+        'You can sell a ticket you cannot use to another fan, at face value or less; once it is sold, its old code stops working too.'),
+      h('ul', { class: 'tickets', 'data-testid': 'tickets-list' }, data.tickets.map((t) => ticketCard(ctx, t, events.get(t.event_id), listingOf))));
   }
 
-  function ticketCard(ctx, t, ev) {
+  function ticketCard(ctx, t, ev, listingOf) {
     const card = h('li', { class: 'ticket card', 'data-testid': 'ticket', 'data-ticket-id': t.id, 'data-status': t.status },
       h('div', { class: 'ticket-facts' },
         h('h2', {}, ev ? h('a', { href: `#/events/${t.event_id}` }, ev.name) : `Event ${t.event_id}`),
@@ -77,12 +99,174 @@ export function ticketPages(shell) {
         h('p', {}, h('span', { class: `badge ${t.status}`, 'data-testid': 'ticket-status' }, ticketStatusText(t.status)))));
     if (hasCode(t)) {
       const codeBox = h('div', { class: 'ticket-code', 'data-testid': 'ticket-code-box' }, loading());
-      card.append(codeBox, transferForm(t));
+      card.append(codeBox, transferForm(t), sellForm(t, faceValueCents(t, ev)));
       showCode(ctx, t, codeBox).catch((e) => {
         if (ctx.live()) fill(codeBox, h('p', { class: 'error', role: 'alert' }, 'Could not load the code: ', e.detail || e.message));
       });
+    } else if (t.status === 'listed') {
+      card.append(listedBox(t, listingOf(t)));
+    } else if (t.status === 'resold') {
+      card.append(h('p', { class: 'ticket-note muted', 'data-testid': 'resold-note' },
+        'Sold on resale: the ticket is the buyer\'s now, and its old code no longer works.'));
     }
     return card;
+  }
+
+  /** Sell at face value or less: the price starts at the face value when the page knows it. */
+  function sellForm(t, face) {
+    const price = h('input', {
+      inputmode: 'decimal', autocomplete: 'off', 'data-testid': 'sell-price',
+      value: face !== null ? centsToInput(face) : '',
+    });
+    const sell = h('button', { type: 'submit', class: 'secondary', 'data-testid': 'sell-submit' }, 'Sell');
+    const err = h('div', { class: 'error', role: 'alert', 'aria-live': 'assertive', 'data-testid': 'sell-error' });
+    const hint = face !== null
+      ? `At most ${formatCents(face)}, the face value. The buyer pays this price.`
+      : 'At most the face value of the ticket. The buyer pays this price.';
+    const form = h('form', { class: 'sell inline', 'data-testid': 'sell-form', 'aria-label': 'Sell this ticket on resale' },
+      field('Resale price (USD)', price, hint), sell, err);
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      clearError();
+      fill(err);
+      const checked = checkListingPrice(price.value, face);
+      if (checked.error) {
+        fill(err, checked.error);
+        price.focus();
+        return;
+      }
+      try {
+        const listing = await busy(sell, 'Listing…', () =>
+          api.post(`/api/tickets/${encodeURIComponent(t.id)}/listing`, { price_cents: checked.cents }));
+        rememberListing(window.localStorage, listing);
+        announce(`Listed for resale at ${formatCents(listing.price_cents)}.`);
+        shell.rerender();
+      } catch (e2) {
+        if (!(e2 instanceof ApiError)) throw e2;
+        if (e2.status === 401) {
+          needSignIn('#/tickets');
+          return;
+        }
+        fill(err, listingErrorText(e2));
+        price.focus();
+      }
+    });
+    return form;
+  }
+
+  /** A listed ticket: its price and a Withdraw button (when its listing is known). */
+  function listedBox(t, listing) {
+    const text = listing && Number.isInteger(listing.price_cents)
+      ? `Listed for resale at ${formatCents(listing.price_cents)}`
+      : 'Listed for resale';
+    const err = h('div', { class: 'error', role: 'alert', 'aria-live': 'assertive', 'data-testid': 'withdraw-error' });
+    const box = h('div', { class: 'resale-listed', 'data-testid': 'listing-box' },
+      h('p', {}, h('strong', { 'data-testid': 'listed-text' }, text), '. It has no code while it is listed: withdraw it to use it yourself.'));
+    if (!listing) {
+      box.append(h('p', { class: 'muted' }, 'A buyer may be paying for it right now; look again in a few minutes.'));
+      return box;
+    }
+    const withdraw = h('button', { type: 'button', class: 'secondary', 'data-testid': 'withdraw-button' }, 'Withdraw');
+    withdraw.addEventListener('click', async () => {
+      clearError();
+      fill(err);
+      try {
+        await busy(withdraw, 'Withdrawing…', () => api.del(`/api/listings/${encodeURIComponent(listing.id)}`));
+        forgetListings(window.localStorage, Object.keys(rememberedListings(window.localStorage)).filter((id) => id !== t.id));
+        announce('Listing withdrawn: the ticket is yours to use again.');
+        shell.rerender();
+      } catch (e) {
+        if (!(e instanceof ApiError)) throw e;
+        if (e.status === 401) {
+          needSignIn('#/tickets');
+          return;
+        }
+        fill(err, withdrawErrorText(e));
+      }
+    });
+    box.append(h('div', { class: 'actions' }, withdraw), err);
+    return box;
+  }
+
+  // -------------------------------------------------------------------------
+  // the event page's resale tickets
+  // -------------------------------------------------------------------------
+
+  /**
+   * The "Resale tickets" section of an event page: `{el, load}`. `load`
+   * (re)reads GET /api/events/{id}/listings and redraws only when the list
+   * changed; the section hides when the event has no resale (404: not on sale).
+   */
+  function resaleSection(ctx, ev) {
+    const list = h('ul', { class: 'listings', 'data-testid': 'listings' });
+    const empty = h('p', { class: 'muted', 'data-testid': 'listings-empty', hidden: true }, 'No resale tickets right now.');
+    const err = h('div', { class: 'error', role: 'alert', 'aria-live': 'assertive', 'data-testid': 'listing-error' });
+    const el = h('section', { class: 'section resale', 'data-testid': 'resale', 'aria-labelledby': 'resale-title', hidden: true },
+      h('header', { class: 'section-head' },
+        h('h2', { id: 'resale-title' }, 'Resale tickets'),
+        h('p', { class: 'muted' }, 'Tickets other fans sell back, at face value or less.')),
+      err, list, empty);
+    let shown = null;
+
+    async function load() {
+      let data;
+      try {
+        data = await api.get(`/api/events/${encodeURIComponent(ev.id)}/listings`);
+      } catch (e) {
+        if (e instanceof ApiError && e.status === 404) {
+          if (ctx.live()) el.hidden = true;
+          return;
+        }
+        throw e;
+      }
+      if (!ctx.live()) return;
+      el.hidden = false;
+      const listings = Array.isArray(data.listings) ? data.listings : [];
+      const key = listingsKey(listings);
+      if (key === shown) return;
+      shown = key;
+      fill(list, listings.map((l) => listingRow(listingView(l, ev))));
+      empty.hidden = listings.length > 0;
+    }
+
+    function listingRow(v) {
+      const buy = h('button', {
+        type: 'button', class: 'primary', 'data-testid': 'listing-buy', 'aria-label': `Buy ${v.place} for ${v.priceText}`,
+      }, 'Buy');
+      buy.addEventListener('click', () => purchase(v, buy));
+      return h('li', { class: 'listing', 'data-testid': 'listing', 'data-listing-id': v.id, 'data-ticket-id': v.ticketId },
+        h('span', { class: 'listing-place', 'data-testid': 'listing-place' }, v.place),
+        h('span', { class: 'listing-price num', 'data-testid': 'listing-price' }, v.priceText),
+        buy);
+    }
+
+    async function purchase(v, button) {
+      if (!user()) {
+        needSignIn(`#/events/${ev.id}`);
+        return;
+      }
+      clearError();
+      fill(err);
+      try {
+        const held = await busy(button, 'Holding…', () =>
+          api.idempotent('POST', `/api/listings/${encodeURIComponent(v.id)}/holds`, { body: {} }));
+        announce('Ticket held. Continue to payment.');
+        holdStarted(held);
+      } catch (e) {
+        if (!(e instanceof ApiError)) throw e;
+        if (e.status === 401) {
+          needSignIn(`#/events/${ev.id}`);
+          return;
+        }
+        fill(err, buyErrorText(e));
+        if (e.code === 'unavailable' || e.status === 404) {
+          shown = null;
+          await load().catch(showError);
+        }
+      }
+    }
+
+    return { el, load };
   }
 
   async function showCode(ctx, t, box) {
@@ -290,5 +474,5 @@ export function ticketPages(shell) {
     return box;
   }
 
-  return { myTicketsPage, gatePage };
+  return { myTicketsPage, gatePage, resaleSection };
 }

@@ -12,7 +12,7 @@ const STATUS_TEXT = {
   listed: 'Listed for resale',
   used: 'Used',
   transferred: 'Transferred',
-  resold: 'Resold',
+  resold: 'Sold on resale',
 };
 
 export function ticketStatusText(status) {

@@ -20,9 +20,18 @@
 // waiting room: the page joins the line, is let in, and holds with its pass.
 // After the sale: My tickets shows the order's two tickets, valid, each with a
 // QR code and its code; (TRANSFER_STEP) one is sent to the other buyer, who
-// sees it valid; the gate user, on the gate page, pastes the other ticket's
-// code: Admitted with its seat; again: Already used at <time>; an edited code
-// and a non-code: Invalid code.
+// sees it valid; (RESALE_STEP) the buyer puts the other ticket up for resale:
+// a price above its face value is refused (in the page, and by the API with
+// 400 over_face_value), $40.00 lists it ("Listed for resale at $40.00", no
+// code), Withdraw takes it back and it is listed again; the other buyer finds
+// it under "Resale tickets" on the event page, buys it (hold page, visa card)
+// and sees it valid in their My tickets, with a new code; the seller sees it
+// "Sold on resale". Then the gate user, on the gate page: (RESALE_STEP) the
+// seller's old code of the resold ticket is Superseded; the ticket's current
+// code (the resale buyer's; without RESALE_STEP the buyer's own) is Admitted
+// with its seat; again: Already used at <time>; an edited code and a
+// non-code: Invalid code; (TRANSFER_STEP) the transferred ticket's old code
+// is Superseded and the recipient's is Admitted.
 
 import { chromium } from 'playwright-core';
 import assert from 'node:assert/strict';
@@ -42,6 +51,10 @@ const HOLD_SECONDS = 300;
 // no_such_user error) and the recipient sees it valid, with a QR code; at
 // the gate its old code is Superseded and the new one is Admitted.
 const TRANSFER_STEP = true;
+// The buyer sells the other ticket on resale at face value or less and the
+// other buyer (the transfer's recipient) buys it on the event page; at the
+// gate the seller's old code is Superseded and the new owner's is Admitted.
+const RESALE_STEP = true;
 
 if (!BASE) {
   console.error('STAMPEDE_WEB_URL is not set (the nginx of a running stack, e.g. http://127.0.0.1:8080)');
@@ -94,6 +107,40 @@ async function main() {
     if (m.type() === 'error' && !t.startsWith('Failed to load resource')) problems.push(`console error: ${t}`);
   });
   const tid = (id) => page.getByTestId(id);
+
+  /** Signs the browser out (when signed in) and in as another account, landing on route (e.g. '#/tickets'). */
+  async function switchUser(who, password, route) {
+    if (await tid('nav-signout').count()) {
+      await tid('nav-signout').click();
+      await tid('nav-signin').waitFor();
+    }
+    await page.goto(`${BASE}/#/signin?next=${encodeURIComponent(route)}`);
+    await tid('signin-email').fill(who);
+    await tid('signin-password').fill(password);
+    await tid('signin-submit').click();
+    await page.waitForURL((url) => url.hash === route);
+    await tid('whoami').filter({ hasText: who }).waitFor();
+  }
+
+  /** Empties the live region, so the next announcement can be waited for. */
+  async function clearAnnouncer() {
+    await page.evaluate(() => { document.querySelector('[data-testid="announcer"]').textContent = ''; });
+  }
+
+  /**
+   * Waits until a ticket of My tickets shows status, reloading the page a few
+   * times (GET /api/tickets may lag a moment behind a change).
+   */
+  async function waitForStatus(ticket, status) {
+    for (let i = 0; ; i++) {
+      await ticket.waitFor();
+      const now = await ticket.getAttribute('data-status');
+      if (now === status) return;
+      assert.ok(i < 10, `the ticket shows as ${now}, not ${status}`);
+      await page.waitForTimeout(500);
+      await page.reload();
+    }
+  }
 
   try {
     // ---- the admin creates and publishes an event ------------------------------
@@ -163,7 +210,7 @@ async function main() {
 
     step('another buyer holds two seats and buys two (by API); the open seat map shows it within seconds');
     const other = await apiCall('POST', '/api/auth/signup', { body: { email: `other-${run}@example.com`, password: 'another password' } });
-    await apiCall('POST', `/api/events/${eventId}/holds`, { token: other.access_token, body: { seats: [`${stalls.id}:1:5`, `${stalls.id}:1:6`] } });
+    const otherHold = await apiCall('POST', `/api/events/${eventId}/holds`, { token: other.access_token, body: { seats: [`${stalls.id}:1:5`, `${stalls.id}:1:6`] } });
     const bought = await apiCall('POST', `/api/events/${eventId}/holds`, { token: other.access_token, body: { seats: [`${stalls.id}:2:7`, `${stalls.id}:2:8`] } });
     await apiCall('POST', `/api/holds/${bought.id}/payment`, {
       token: other.access_token, body: { payment_method: 'pm_card_visa' }, headers: { 'idempotency-key': `other-${run}` },
@@ -388,6 +435,128 @@ async function main() {
       step(`transfer step skipped: TRANSFER_STEP is false until POST /api/tickets/{id}/transfer is merged (ticket ${sentId} stays with the buyer)`);
     }
 
+    // The resale step sells the buyer's other ticket (the one the gate admits
+    // below) to the other buyer: at the gate its new owner's code is admitted.
+    const resoldId = gateTicketId;
+    let resoldNewCode = null;
+    if (RESALE_STEP) {
+      const otherEmail = `other-${run}@example.com`;
+      step(`resale: the buyer signs in again; ticket ${resoldId} (${gatePlace}) has a Sell form priced at its face value`);
+      await switchUser(email, 'correct horse battery', '#/tickets');
+      const selling = byId(resoldId);
+      await selling.locator('[data-testid="ticket-qr"] svg').waitFor();
+      assert.equal(await selling.getAttribute('data-status'), 'valid');
+      assert.equal(await selling.getByTestId('sell-price').inputValue(), '45.00', 'the price starts at the face value');
+
+      step('a price above the face value is refused with why; the API refuses it as well (400 over_face_value, face_value_cents)');
+      await selling.getByTestId('sell-price').fill('50.00');
+      await selling.getByTestId('sell-submit').click();
+      await selling.getByTestId('sell-error').filter({ hasText: 'at most $45.00' }).waitFor();
+      const seller = await apiCall('POST', '/api/auth/signin', { body: { email, password: 'correct horse battery' } });
+      const over = await fetch(`${BASE}/api/tickets/${resoldId}/listing`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${seller.access_token}` },
+        body: JSON.stringify({ price_cents: 5000 }),
+      });
+      assert.equal(over.status, 400);
+      assert.match(over.headers.get('content-type') || '', /^application\/problem\+json/);
+      const overProblem = await over.json();
+      assert.equal(overProblem.code, 'over_face_value', JSON.stringify(overProblem));
+      assert.equal(overProblem.face_value_cents, 4500, JSON.stringify(overProblem));
+      assert.equal(await selling.getAttribute('data-status'), 'valid', 'a refused price lists nothing');
+
+      step('list it at $40.00: "Listed for resale at $40.00", no code, no transfer form, a Withdraw button');
+      await clearAnnouncer();
+      await selling.getByTestId('sell-price').fill('40');
+      await selling.getByTestId('sell-submit').click();
+      await tid('announcer').filter({ hasText: 'Listed for resale at $40.00' }).waitFor();
+      await waitForStatus(selling, 'listed');
+      assert.equal(await selling.getByTestId('ticket-status').textContent(), 'Listed for resale');
+      assert.equal(await selling.getByTestId('listed-text').textContent(), 'Listed for resale at $40.00');
+      assert.equal(await selling.getByTestId('ticket-code-box').count(), 0, 'no code while listed');
+      assert.equal(await selling.getByTestId('transfer-form').count(), 0);
+      await selling.getByTestId('withdraw-button').waitFor();
+      const noCode = await fetch(`${BASE}/api/tickets/${resoldId}/code`, { headers: { authorization: `Bearer ${seller.access_token}` } });
+      assert.equal(noCode.status, 409, 'GET …/code of a listed ticket');
+      await page.locator('main').screenshot({ path: path.join(ARTIFACTS, 'resale-listed.png') });
+
+      step('withdraw it: valid again, with its code; then list it again at $40.00');
+      await clearAnnouncer();
+      await selling.getByTestId('withdraw-button').click();
+      await tid('announcer').filter({ hasText: 'Listing withdrawn' }).waitFor();
+      await waitForStatus(selling, 'valid');
+      await selling.locator('[data-testid="ticket-qr"] svg').waitFor();
+      await clearAnnouncer();
+      await selling.getByTestId('sell-price').fill('40.00');
+      await selling.getByTestId('sell-submit').click();
+      await tid('announcer').filter({ hasText: 'Listed for resale at $40.00' }).waitFor();
+      await waitForStatus(selling, 'listed');
+      assert.equal(await selling.getByTestId('listed-text').textContent(), 'Listed for resale at $40.00');
+
+      step('the listing is public (GET /api/events/{id}/listings, no token): open, $40.00');
+      const offered = await apiCall('GET', `/api/events/${eventId}/listings`);
+      const mineOffered = offered.listings.find((l) => l.ticket_id === resoldId);
+      assert.ok(mineOffered, JSON.stringify(offered));
+      assert.equal(mineOffered.price_cents, 4000);
+      assert.equal(mineOffered.status, 'open');
+      assert.equal(mineOffered.seat, `${stalls.id}:${gatePlace.match(/Row (\d+), seat (\d+)/).slice(1).join(':')}`);
+
+      step('the other buyer signs in and opens the event page: the ticket is under Resale tickets at $40.00');
+      // The other buyer's first hold (two seats) may still be running; it is
+      // let go, so the per-user limit is not what this step runs into.
+      await apiCall('DELETE', `/api/holds/${otherHold.id}`, { token: other.access_token });
+      await switchUser(otherEmail, 'another password', `#/events/${eventId}`);
+      const offer = page.locator(`[data-testid="listing"][data-ticket-id="${resoldId}"]`);
+      await offer.waitFor();
+      assert.equal(await offer.getAttribute('data-listing-id'), String(mineOffered.id));
+      assert.equal(await offer.getByTestId('listing-place').textContent(), gatePlace);
+      assert.equal(await offer.getByTestId('listing-price').textContent(), '$40.00');
+      await tid('resale').screenshot({ path: path.join(ARTIFACTS, 'resale-event.png') });
+
+      step('Buy: the ticket is held (no longer offered to others) and the hold page counts down');
+      await offer.getByTestId('listing-buy').click();
+      await page.waitForURL(/#\/hold$/);
+      await holdPage.waitFor();
+      assert.equal(await holdPage.getAttribute('data-listing-id'), String(mineOffered.id));
+      assert.equal(await tid('hold-status').textContent(), 'held');
+      assert.equal(await tid('hold-amount').textContent(), '$40.00');
+      assert.ok((await tid('hold-seats').textContent()).includes(gatePlace), await tid('hold-seats').textContent());
+      assert.ok(Number(await tid('hold-countdown').getAttribute('data-remaining-ms')) > 0);
+      const whileHeld = await apiCall('GET', `/api/events/${eventId}/listings`);
+      assert.ok(!whileHeld.listings.some((l) => l.ticket_id === resoldId), 'a held listing is not offered');
+
+      step('pay with the visa card: the order is confirmed at $40.00');
+      await tid('card-select').selectOption('pm_card_visa');
+      await tid('pay-button').click();
+      await page.waitForURL(/#\/orders\/[^/]+$/);
+      await confirmation.waitFor();
+      assert.equal(await tid('order-status').textContent(), 'confirmed');
+      assert.equal(await tid('order-amount').textContent(), '$40.00');
+      assert.equal(await page.evaluate(() => localStorage.getItem('stampede.currentHold')), null, 'the paid hold is forgotten');
+
+      step('the other buyer\'s My tickets: the ticket is valid, with a new code');
+      await tid('nav-tickets').click();
+      await page.waitForURL(/#\/tickets$/);
+      const bought = byId(resoldId);
+      await waitForStatus(bought, 'valid');
+      await bought.locator('[data-testid="ticket-qr"] svg').waitFor();
+      await bought.getByTestId('sell-form').waitFor();
+      resoldNewCode = await bought.getByTestId('ticket-code').textContent();
+      assert.notEqual(resoldNewCode, gateCode, 'a resold ticket gets a new code');
+      await page.locator('main').screenshot({ path: path.join(ARTIFACTS, 'resale-bought.png') });
+
+      step('the seller signs in again: the ticket shows as sold on resale, with no code and no Sell form');
+      await switchUser(email, 'correct horse battery', '#/tickets');
+      const sold = byId(resoldId);
+      await waitForStatus(sold, 'resold');
+      assert.equal(await sold.getByTestId('ticket-status').textContent(), 'Sold on resale');
+      await sold.getByTestId('resold-note').waitFor();
+      assert.equal(await sold.getByTestId('ticket-code-box').count(), 0);
+      assert.equal(await sold.getByTestId('sell-form').count(), 0);
+    } else {
+      step(`resale step skipped: RESALE_STEP is false (ticket ${resoldId} stays with the buyer)`);
+    }
+
     step('sign out; the gate user signs in and opens the gate page');
     await tid('nav-signout').click();
     await tid('nav-signin').waitFor();
@@ -415,18 +584,25 @@ async function main() {
       return { title: await tid('gate-verdict').textContent(), detail: await tid('gate-detail').textContent() };
     }
 
-    step(`paste the code of the buyer's ticket (${gatePlace}): Admitted, with its seat`);
-    const admitted = await scan(gateCode, 'admitted');
+    // The code the gate admits: the resale buyer's when the ticket was resold.
+    const admitCode = RESALE_STEP ? resoldNewCode : gateCode;
+    if (RESALE_STEP) {
+      step('the resold ticket: the seller\'s old code is Superseded');
+      assert.equal((await scan(gateCode, 'superseded')).title, 'Superseded');
+    }
+
+    step(`paste the code of ${RESALE_STEP ? 'the resold ticket, as its buyer has it' : 'the buyer\'s ticket'} (${gatePlace}): Admitted, with its seat`);
+    const admitted = await scan(admitCode, 'admitted');
     assert.equal(admitted.title, 'Admitted');
     assert.equal(admitted.detail, gatePlace);
     await page.locator('main').screenshot({ path: path.join(ARTIFACTS, 'gate-admitted.png') });
 
     step('paste the same code again: Already used at <time>');
-    const again = await scan(gateCode, 'already_used');
+    const again = await scan(admitCode, 'already_used');
     assert.match(again.title, /^Already used at \d{1,2} \w{3} \d{4}, \d\d:\d\d:\d\d$/);
 
     step('an edited code and a non-code: Invalid code');
-    const [head, claims, sig] = gateCode.split('.');
+    const [head, claims, sig] = admitCode.split('.');
     const forged = `${head}.${claims}.${sig.slice(0, -4)}${sig.slice(-4) === 'AAAA' ? 'BBBB' : 'AAAA'}`;
     assert.equal((await scan(forged, 'invalid')).title, 'Invalid code');
     assert.equal((await scan('not a ticket', 'invalid')).title, 'Invalid code');
@@ -437,10 +613,18 @@ async function main() {
       assert.equal((await scan(sentNewCode, 'admitted')).title, 'Admitted');
     }
 
-    step('the scanned ticket is used now (the buyer\'s GET /api/tickets)');
     const buyer = await apiCall('POST', '/api/auth/signin', { body: { email, password: 'correct horse battery' } });
     const mine = await apiCall('GET', '/api/tickets', { token: buyer.access_token });
-    assert.equal(mine.tickets.find((t) => t.id === gateTicketId)?.status, 'used', JSON.stringify(mine.tickets));
+    if (RESALE_STEP) {
+      step('the scanned ticket is used now (its resale buyer\'s GET /api/tickets) and resold in the seller\'s');
+      const resaleBuyer = await apiCall('POST', '/api/auth/signin', { body: { email: `other-${run}@example.com`, password: 'another password' } });
+      const theirs = await apiCall('GET', '/api/tickets', { token: resaleBuyer.access_token });
+      assert.equal(theirs.tickets.find((t) => t.id === gateTicketId)?.status, 'used', JSON.stringify(theirs.tickets));
+      assert.equal(mine.tickets.find((t) => t.id === gateTicketId)?.status, 'resold', JSON.stringify(mine.tickets));
+    } else {
+      step('the scanned ticket is used now (the buyer\'s GET /api/tickets)');
+      assert.equal(mine.tickets.find((t) => t.id === gateTicketId)?.status, 'used', JSON.stringify(mine.tickets));
+    }
 
     assert.deepEqual(problems, [], 'no page errors, no CSP violations');
     console.log(`browser test passed: event ${eventId}, hold ${holdId}, order ${orderId}`);

@@ -19,6 +19,7 @@ test('ticket statuses read as words; only a valid ticket has a code', () => {
   assert.equal(ticketStatusText('used'), 'Used');
   assert.equal(ticketStatusText('listed'), 'Listed for resale');
   assert.equal(ticketStatusText('transferred'), 'Transferred');
+  assert.equal(ticketStatusText('resold'), 'Sold on resale');
   assert.equal(ticketStatusText('something_new'), 'something_new');
   assert.equal(hasCode({ status: 'valid' }), true);
   for (const status of ['used', 'listed', 'transferred', 'resold']) assert.equal(hasCode({ status }), false, status);
