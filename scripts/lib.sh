@@ -370,6 +370,114 @@ stop_redis() {
   stop_pidfile "${dir}/redis.pid" redis-server "Redis (${dir})" 30
 }
 
+# cluster_ok PORT: the cluster node on PORT reports cluster_state:ok.
+cluster_ok() { [[ "$(redis-cli -h 127.0.0.1 -p "$1" cluster info 2>/dev/null | tr -d '\r' | grep '^cluster_state:')" == cluster_state:ok ]]; }
+
+# start_redis_cluster DIR PORT [EXTRA redis-server ARGS...]: a private Redis
+# Cluster of 3 primaries with 1 replica each (6 redis-server processes with
+# `cluster-enabled yes`, keyspace notifications on, data in DIR/node-<port>/),
+# made with `redis-cli --cluster create`. Node ports are PORT and up, each the
+# next free port whose cluster bus port (port + 10000) is free too. A cluster
+# of DIR that is still running is reused. Sets REDIS_CLUSTER_PORTS (the six
+# ports, primaries first as created) and REDIS_CLUSTER_URL (every node's
+# redis:// URL, comma-separated: the seed list STAMPEDE_REDIS_URL takes) and
+# writes DIR/ports.env. Durability as start_redis (AOF `always` unless
+# STAMPEDE_REDIS_APPENDFSYNC says otherwise).
+start_redis_cluster() {
+  local dir=$1 preferred=$2
+  shift 2
+  mkdir -p "$dir"
+  dir=$(cd "$dir" && pwd -P)
+  local recorded port ports=() alive=1
+  recorded=$(read_kv "${dir}/ports.env" REDIS_CLUSTER_PORTS)
+  if [[ -n $recorded ]]; then
+    for port in ${recorded//,/ }; do
+      if ! pidfile_alive "${dir}/node-${port}/redis.pid" redis-server || ! redis_ping "$port"; then
+        alive=0
+      fi
+    done
+    if ((alive)) && cluster_ok "${recorded%%,*}"; then
+      REDIS_CLUSTER_PORTS=$recorded
+      for port in ${recorded//,/ }; do STAMPEDE_CLAIMED_PORTS+="${port} "; done
+      REDIS_CLUSTER_URL=$(cluster_urls "$recorded")
+      log "Redis Cluster already running on ${REDIS_CLUSTER_PORTS} (${dir})"
+      return 0
+    fi
+    warn "the Redis Cluster of ${dir} is not whole; starting it anew"
+    stop_redis_cluster "$dir"
+    rm -rf "${dir:?}"/node-*
+  fi
+  local candidate=$preferred
+  while ((${#ports[@]} < 6)); do
+    pick_port port "$candidate"
+    if ((port + 10000 < 65536)) && port_free $((port + 10000)); then
+      ports+=("$port")
+    fi
+    candidate=$((port + 1))
+  done
+  log "starting a Redis Cluster on 127.0.0.1:${ports[*]} (${dir})"
+  for port in "${ports[@]}"; do
+    local node=${dir}/node-${port}
+    mkdir -p "$node"
+    redis-server --daemonize yes \
+      --bind 127.0.0.1 --port "$port" \
+      --cluster-enabled yes --cluster-config-file "${node}/nodes.conf" --cluster-node-timeout 2000 \
+      --dir "$node" --pidfile "${node}/redis.pid" --logfile "${node}/redis.log" \
+      --appendonly yes --appendfsync "${STAMPEDE_REDIS_APPENDFSYNC:-always}" \
+      --notify-keyspace-events Ex \
+      --save "" \
+      "$@" || {
+      tail_log "${node}/redis.log"
+      die "redis-server (cluster node ${port}) failed to start"
+    }
+  done
+  local i
+  for port in "${ports[@]}"; do
+    for ((i = 0; i < 150; i++)); do
+      redis_ping "$port" && break
+      sleep 0.2
+    done
+    redis_ping "$port" || die "Redis Cluster node ${port} did not answer PING within 30s"
+  done
+  local addrs=()
+  for port in "${ports[@]}"; do addrs+=("127.0.0.1:${port}"); done
+  redis-cli --cluster create "${addrs[@]}" --cluster-replicas 1 --cluster-yes >"${dir}/create.log" 2>&1 || {
+    cat "${dir}/create.log" >&2
+    die "redis-cli --cluster create failed"
+  }
+  for ((i = 0; i < 150; i++)); do
+    cluster_ok "${ports[0]}" && cluster_ok "${ports[5]}" && break
+    sleep 0.2
+  done
+  cluster_ok "${ports[0]}" || die "the Redis Cluster did not reach cluster_state:ok within 30s"
+  # Replicas attach after the create: wait for all three, so a failover test
+  # starts with a replica behind every primary.
+  for ((i = 0; i < 150; i++)); do
+    [[ $(redis-cli -h 127.0.0.1 -p "${ports[0]}" cluster nodes 2>/dev/null | grep -c ' slave ') == 3 ]] && break
+    sleep 0.2
+  done
+  REDIS_CLUSTER_PORTS=$(IFS=,; printf '%s' "${ports[*]}")
+  REDIS_CLUSTER_URL=$(cluster_urls "$REDIS_CLUSTER_PORTS")
+  printf 'REDIS_CLUSTER_PORTS=%s\n' "$REDIS_CLUSTER_PORTS" >"${dir}/ports.env"
+}
+
+# cluster_urls P1,P2,...: the comma-separated redis:// URLs of those loopback ports.
+cluster_urls() {
+  local port urls=()
+  for port in ${1//,/ }; do urls+=("redis://127.0.0.1:${port}/"); done
+  (IFS=,; printf '%s' "${urls[*]}")
+}
+
+# stop_redis_cluster DIR: stop every node of the cluster started from DIR.
+stop_redis_cluster() {
+  local dir=$1 node
+  [[ -d $dir ]] || return 0
+  for node in "$dir"/node-*; do
+    [[ -d $node ]] || continue
+    stop_pidfile "${node}/redis.pid" redis-server "Redis Cluster node (${node##*/})" 30
+  done
+}
+
 # ---------------------------------------------------------------------------
 # PostgreSQL
 # ---------------------------------------------------------------------------

@@ -44,26 +44,8 @@ async fn a_100k_seat_event_publishes_fast_and_small() {
 
     // Every key carrying the event's hash tag.
     let keys = EventKeys::new(&config.redis_prefix, id.parse().expect("numeric"));
-    let pattern = format!("{}:{{ev:{id}}}:*", config.redis_prefix);
     let mut conn = redis.clone();
-    let mut cursor: u64 = 0;
-    let mut names = Vec::new();
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(&mut conn)
-            .await
-            .expect("scan");
-        names.extend(batch);
-        cursor = next;
-        if cursor == 0 {
-            break;
-        }
-    }
+    let names = stampede_inventory::scan_event_keys(&mut conn, &keys).await.expect("scan");
     assert!(names.contains(&keys.meta()) && names.contains(&keys.avail()), "{names:?}");
     let mut bytes: i64 = 0;
     for name in &names {

@@ -1,6 +1,8 @@
 //! Key names. Every key of one event shares the hash tag `{ev:<id>}`.
 
+use redis::RedisResult;
 use stampede_common::ids::{is_token, random_hex};
+use stampede_common::store::Redis;
 
 /// The keys of one event.
 #[derive(Clone, Debug)]
@@ -107,6 +109,24 @@ impl EventKeys {
     /// The tickets already reported admitted (so each is counted once).
     pub fn queue_admitted(&self) -> String {
         self.k("queue:admitted")
+    }
+}
+
+/// Every key of one event (its hash tag's), by `SCAN` on the node that
+/// holds them: on a Redis Cluster they share a slot, so one node has all.
+pub async fn scan_event_keys(conn: &mut Redis, keys: &EventKeys) -> RedisResult<Vec<String>> {
+    let pattern = format!("{}:*", keys.base);
+    let route = keys.meta();
+    let mut names = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let scan = redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000).to_owned();
+        let (next, batch): (u64, Vec<String>) = conn.query_on_node_of(&route, &scan).await?;
+        names.extend(batch);
+        if next == 0 {
+            return Ok(names);
+        }
+        cursor = next;
     }
 }
 

@@ -200,9 +200,12 @@ pub async fn rebuild_inventory(db: &Pool, redis: &Redis, prefix: &str, event: i6
         if !plan.users.is_empty() {
             pipe.cmd("HSET").arg(keys.users()).arg(plan.users.iter().collect::<Vec<_>>()).ignore();
         }
-        pipe.sadd(events_set(prefix), event).ignore();
         let done: Option<Vec<Value>> = pipe.query_async(&mut conn).await.context("writing the inventory")?;
         if done.is_some() {
+            // Apart from the transaction: the events set is no key of the
+            // event's (on a cluster it lives on another shard). The workers
+            // find the event once it is there; adding it twice is harmless.
+            redis::cmd("SADD").arg(events_set(prefix)).arg(event).query_async::<()>(&mut conn).await.context("listing the event")?;
             let rebuilt = Rebuilt {
                 event,
                 sections: truth.sections.len(),

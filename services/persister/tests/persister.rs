@@ -800,18 +800,7 @@ async fn inventory(fx: &Fx) -> (HashMap<(u32, u32), SeatStatus>, HashMap<i64, (i
 /// Deletes every key of the event, as a Redis data loss would.
 async fn lose_event(fx: &Fx) {
     let mut conn = fx.redis.clone();
-    let pattern = format!("{}:{{ev:{}}}:*", fx.cfg.redis_prefix, fx.keys.event);
-    let mut keys: Vec<String> = Vec::new();
-    let mut cursor = 0u64;
-    loop {
-        let (next, batch): (u64, Vec<String>) =
-            redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000).query_async(&mut conn).await.expect("scan");
-        keys.extend(batch);
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
+    let keys = stampede_inventory::scan_event_keys(&mut conn, &fx.keys).await.expect("scan");
     assert!(!keys.is_empty());
     let _: i64 = conn.del(&keys).await.expect("del");
     let _: i64 = conn.srem(events_set(&fx.cfg.redis_prefix), fx.keys.event).await.expect("srem");

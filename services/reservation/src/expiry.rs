@@ -20,13 +20,29 @@ use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogra
 use stampede_common::Config;
 
 use crate::ReservationConfig;
-use stampede_common::store::Redis;
+use stampede_common::store::{self, Redis};
 use stampede_inventory::keys::parse_timer_key;
 use stampede_inventory::streams::{PERSISTER_GROUP, stream_info};
 use stampede_inventory::{
     EventKeys, Scripts, availability, due_buckets, expire_bucket, forget, pending_holds, published_events, read_meta, redis_now_ms,
 };
 use tokio::sync::watch;
+
+/// The keyspace notifications the worker listens to: every database's
+/// expired keys (`notify-keyspace-events` `Ex`).
+const EXPIRED_EVENTS: &str = "__keyevent@*__:expired";
+
+/// How often, on a Redis Cluster, the worker reads the topology to follow
+/// a failover or a new node with its subscriptions.
+const CLUSTER_CHECK: Duration = Duration::from_secs(2);
+
+/// The host and port of a `redis://host:port/` URL.
+fn host_port(url: &str) -> Option<(String, u16)> {
+    match redis::Client::open(url).ok()?.get_connection_info().addr() {
+        redis::ConnectionAddr::Tcp(host, port) => Some((host.clone(), *port)),
+        _ => None,
+    }
+}
 
 /// How many due buckets, or holds of one bucket, one read takes.
 const SWEEP_BATCH: isize = 1000;
@@ -184,22 +200,113 @@ impl ExpiryWorker {
     }
 
     async fn listen_once(&self) -> anyhow::Result<()> {
-        let client = redis::Client::open(self.redis_url.as_str())?;
         let mut conn = self.redis.clone();
         ensure_notifications(&mut conn).await;
+        if store::is_cluster_url(&self.redis_url) {
+            return self.listen_cluster_once().await;
+        }
+        let client = redis::Client::open(self.redis_url.as_str())?;
         let mut pubsub = client.get_async_pubsub().await?;
-        pubsub.psubscribe("__keyevent@*__:expired").await?;
+        pubsub.psubscribe(EXPIRED_EVENTS).await?;
         tracing::info!("expiry worker subscribed to keyspace notifications");
         let mut messages = pubsub.on_message();
         while let Some(msg) = messages.next().await {
             let Ok(key) = msg.get_payload::<String>() else { continue };
-            let Some((event, bucket)) = parse_timer_key(&self.prefix, &key) else { continue };
-            let keys = EventKeys::new(&self.prefix, event);
-            if let Err(e) = self.expire_bucket(&keys, bucket, "notification").await {
-                tracing::warn!(error = %e, event, bucket, "releasing expired holds failed; the sweeper will retry");
-            }
+            self.on_expired(&key).await;
         }
         anyhow::bail!("notification stream ended")
+    }
+
+    /// A key expired: if it is a deadline bucket's timer, expire the bucket.
+    async fn on_expired(&self, key: &str) {
+        let Some((event, bucket)) = parse_timer_key(&self.prefix, key) else { return };
+        let keys = EventKeys::new(&self.prefix, event);
+        if let Err(e) = self.expire_bucket(&keys, bucket, "notification").await {
+            tracing::warn!(error = %e, event, bucket, "releasing expired holds failed; the sweeper will retry");
+        }
+    }
+
+    /// On a Redis Cluster each node publishes the notifications of its own
+    /// keys only, so every primary needs a subscriber of its own. fred's
+    /// cluster client finds the primaries and `split_cluster` gives one
+    /// client per primary; each subscribes, and subscribes again whenever
+    /// it reconnects. Every [`CLUSTER_CHECK`] the cluster's topology is
+    /// read again, and when its primaries changed (a failover promoted a
+    /// replica, a node joined or left) the whole set is made anew (the
+    /// caller reconnects at once; the sweeper covers the moment between).
+    async fn listen_cluster_once(&self) -> anyhow::Result<()> {
+        use fred::prelude::*;
+        use tokio::sync::broadcast::error::RecvError;
+
+        let hosts = store::cluster_seeds(&self.redis_url).unwrap_or_default().iter().filter_map(|u| host_port(u)).collect();
+        let config = fred::types::config::Config { server: ServerConfig::new_clustered(hosts), ..Default::default() };
+        let main = Builder::from_config(config).set_policy(ReconnectPolicy::new_constant(0, 500)).build()?;
+        main.init().await?;
+        let primaries = |c: &fred::clients::Client| -> std::collections::BTreeSet<String> {
+            c.cached_cluster_state().map(|s| s.unique_primary_nodes().iter().map(|n| n.to_string()).collect()).unwrap_or_default()
+        };
+        let subscribed = primaries(&main);
+        let (tx, mut keys) = tokio::sync::mpsc::channel::<String>(4096);
+        let mut tasks = Vec::new();
+        let mut subscribers = Vec::new();
+        for sub in main.split_cluster()? {
+            sub.init().await?;
+            sub.psubscribe(EXPIRED_EVENTS).await?;
+            let (again, mut reconnects) = (sub.clone(), sub.reconnect_rx());
+            tasks.push(tokio::spawn(async move {
+                while reconnects.recv().await.is_ok() {
+                    if let Err(e) = again.psubscribe(EXPIRED_EVENTS).await {
+                        tracing::warn!(error = %e, "subscribing again after a reconnect failed");
+                    }
+                }
+            }));
+            // fred hands keyspace and keyevent messages to their own
+            // channel, parsed (`operation` expired, `key` the key).
+            let (tx, mut events) = (tx.clone(), sub.keyspace_event_rx());
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    match events.recv().await {
+                        Ok(event) if event.operation == "expired" => {
+                            if tx.send(event.key.as_str_lossy().into_owned()).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(RecvError::Lagged(n)) => tracing::warn!(missed = n, "expiry notifications dropped; the sweeper covers them"),
+                        Err(RecvError::Closed) => return,
+                    }
+                }
+            }));
+            subscribers.push(sub);
+        }
+        drop(tx);
+        tracing::info!(primaries = subscribed.len(), "expiry worker subscribed to keyspace notifications on every primary");
+        let mut check = tokio::time::interval(CLUSTER_CHECK);
+        check.tick().await;
+        let outcome = loop {
+            tokio::select! {
+                key = keys.recv() => match key {
+                    Some(key) => self.on_expired(&key).await,
+                    None => break Err(anyhow::anyhow!("every notification subscriber stopped")),
+                },
+                _ = check.tick() => {
+                    if let Err(e) = main.sync_cluster().await {
+                        tracing::warn!(error = %e, "reading the cluster's topology failed");
+                    }
+                    if primaries(&main) != subscribed {
+                        break Err(anyhow::anyhow!("the cluster's primaries changed; subscribing anew"));
+                    }
+                }
+            }
+        };
+        for t in tasks {
+            t.abort();
+        }
+        for sub in subscribers {
+            let _ = sub.quit().await;
+        }
+        let _ = main.quit().await;
+        outcome
     }
 
     /// Expires every hold listed in deadline bucket `bucket` (which has

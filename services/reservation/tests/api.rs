@@ -441,6 +441,9 @@ async fn keyspace_notifications_prompt_the_release() {
     // keeps its keys in a database of their own. (In production the
     // sweeper bounds that lag; notifications only make release prompter.)
     let mut config = test_config(&[]).await;
+    if store::is_cluster_url(&config.redis_url) {
+        return keyspace_notifications_from_every_primary_prompt_the_release(config).await;
+    }
     let server = config.redis_url.rsplit_once('/').map_or(config.redis_url.as_str(), |(server, _db)| server);
     config.redis_url = format!("{server}/13");
     let mut reservation = ReservationConfig::from_env(&config.env).expect("reservation config");
@@ -479,6 +482,111 @@ async fn keyspace_notifications_prompt_the_release() {
     let _ = stop_tx.send(true);
     running.await.expect("worker");
     assert!(converged, "notifications released both holds without a sweep");
+}
+
+/// On a Redis Cluster (a cluster has one database, so the test's keys
+/// share it with the rest of the suite's): a hold on every shard is
+/// released by its primary's notification, with sweeps an hour apart; the
+/// worker has a pattern subscription on every primary.
+async fn keyspace_notifications_from_every_primary_prompt_the_release(config: Config) {
+    let mut reservation = ReservationConfig::from_env(&config.env).expect("reservation config");
+    reservation.expiry_sweep_ms = 3_600_000;
+    let nodes = cluster_primaries(&config.redis_url).await;
+    assert_eq!(nodes.len(), 3, "the local cluster has three primaries: {nodes:?}");
+    let app = App::with(config, reservation).await;
+    // One event on each primary: the shard its hash tag's slot falls on.
+    let mut events = Vec::new();
+    let mut probe = single(&nodes[0].0).await;
+    for (node, ranges) in &nodes {
+        let mut found = None;
+        for e in 1..200i64 {
+            let key = EventKeys::new(&app.config.redis_prefix, e).meta();
+            let slot: i64 = redis::cmd("CLUSTER").arg("KEYSLOT").arg(&key).query_async(&mut probe).await.expect("keyslot");
+            if ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&slot)) {
+                found = Some(e);
+                break;
+            }
+        }
+        events.push(found.unwrap_or_else(|| panic!("no event on the shard of {node}")));
+    }
+    let worker = Arc::new(ExpiryWorker::build(&app.config, &app.reservation, app.redis.clone()));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn(worker.run(stop_rx));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for (node, _) in &nodes {
+        let mut conn = single(node).await;
+        loop {
+            let clients: String = redis::cmd("CLIENT").arg("LIST").query_async(&mut conn).await.expect("client list");
+            if clients.lines().any(|c| c.split(' ').any(|f| f.starts_with("psub=") && f != "psub=0")) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no subscriber on the primary {node}: {clients}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let mut keys = Vec::new();
+    for event in &events {
+        keys.push(app.publish(*event, 1, 5, 1, 300, 4, 0).await);
+        assert_eq!(app.hold(1, *event, json!({"seats": [seat(1, 1)]})).await.status, StatusCode::CREATED);
+    }
+    let mut conn = app.redis.clone();
+    // Redis announces an expiry when it finds the key lapsed: its sampler
+    // may take seconds among the suite's other keys with a TTL (a cluster
+    // has one database to share), a read finds it at once. So once the
+    // timers have lapsed, the test reads them: each primary announces its
+    // own, and only the worker's subscriptions carry that to a release.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    for k in &keys {
+        let buckets: Vec<i64> = conn.zrange(k.deadlines(), 0, -1).await.expect("deadlines");
+        for b in buckets {
+            let _: bool = conn.exists(k.timer(b)).await.expect("exists");
+        }
+    }
+    let mut converged = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut all = true;
+        for k in &keys {
+            all &= availability(&mut conn, k).await.expect("avail")[&SEATED].0 == 5;
+        }
+        if all {
+            converged = true;
+            break;
+        }
+    }
+    let _ = stop_tx.send(true);
+    running.await.expect("worker");
+    assert!(converged, "notifications from every primary released the holds of events {events:?} without a sweep");
+}
+
+/// The primaries of the cluster behind `url` (a seed list): each one's
+/// address and slot ranges.
+async fn cluster_primaries(url: &str) -> Vec<(String, Vec<(i64, i64)>)> {
+    let seed = store::cluster_seeds(url).expect("a cluster")[0].clone();
+    let mut conn = single(&seed).await;
+    let nodes: String = redis::cmd("CLUSTER").arg("NODES").query_async(&mut conn).await.expect("cluster nodes");
+    let mut out = Vec::new();
+    for line in nodes.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        if f.len() < 9 || !f[2].contains("master") || f[2].contains("fail") {
+            continue;
+        }
+        let addr = f[1].split('@').next().unwrap_or_default();
+        let ranges = f[8..]
+            .iter()
+            .filter_map(|r| match r.split_once('-') {
+                Some((lo, hi)) => Some((lo.parse().ok()?, hi.parse().ok()?)),
+                None => r.parse().ok().map(|s| (s, s)),
+            })
+            .collect();
+        out.push((format!("redis://{addr}/"), ranges));
+    }
+    out
+}
+
+/// A connection to one node (not the cluster).
+async fn single(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url).expect("url").get_multiplexed_async_connection().await.expect("node")
 }
 
 /// Joining hands out places first come, first served, one ticket per user;

@@ -198,7 +198,7 @@ async fn attempt<G: PaymentGateway>(
         ConfirmOutcome::Confirmed { created_ms } => {
             counter!("payments_total", "outcome" => "captured").increment(1);
             if own_connection {
-                replicate(&mut conn, svc.replicas, hold).await;
+                replicate(&mut conn, svc.replicas, hold, &keys.holds()).await;
             } else if svc.replicas.count > 0 {
                 counter!("confirm_replication_total", "outcome" => "error").increment(1);
             }
@@ -226,12 +226,15 @@ async fn attempt<G: PaymentGateway>(
 /// order. A confirmation not replicated in time is counted and logged: were
 /// the primary lost before its replicas caught up, that order would live
 /// only in Postgres (once the persister has it) and in the payment ledger.
-async fn replicate(conn: &mut stampede_common::store::Redis, replicas: Replication, hold: &HoldId) {
+/// On a cluster, `WAIT` goes to the primary of the event's shard (`key`'s
+/// slot), on the connection the confirmation went out on.
+async fn replicate(conn: &mut stampede_common::store::Redis, replicas: Replication, hold: &HoldId, key: &str) {
     if replicas.count == 0 {
         return;
     }
     let started = Instant::now();
-    let acked: redis::RedisResult<u32> = redis::cmd("WAIT").arg(replicas.count).arg(replicas.wait_ms).query_async(conn).await;
+    let wait = redis::cmd("WAIT").arg(replicas.count).arg(replicas.wait_ms).to_owned();
+    let acked: redis::RedisResult<u32> = conn.query_on_node_of(key, &wait).await;
     histogram!("confirm_replication_seconds").record(started.elapsed().as_secs_f64());
     let outcome = match acked {
         Ok(n) if n >= replicas.count => "replicated",

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use metrics::counter;
-use redis::aio::MultiplexedConnection;
 use redis::streams::{
     StreamAutoClaimOptions, StreamAutoClaimReply, StreamKey, StreamPendingCountReply, StreamReadOptions, StreamReadReply,
 };
@@ -22,6 +21,10 @@ use super::entry::{Entry, dead_letter_key, text_fields};
 use super::id::StreamId;
 use super::telemetry::describe_metrics;
 use crate::keys::{EventKeys, events_set};
+
+/// How often a reader on a Redis Cluster looks for new entries while it
+/// waits (a blocking read cannot span the shards).
+pub const CLUSTER_POLL: Duration = Duration::from_millis(20);
 
 /// The persister's consumer group: what it has acknowledged is in Postgres.
 pub const PERSISTER_GROUP: &str = "persister";
@@ -82,7 +85,7 @@ impl ReaderOptions {
 pub struct GroupReader {
     redis: Redis,
     url: String,
-    blocking: Option<MultiplexedConnection>,
+    blocking: Option<Redis>,
     prefix: String,
     group: String,
     consumer: String,
@@ -106,7 +109,7 @@ impl GroupReader {
     ) -> anyhow::Result<Self> {
         anyhow::ensure!(!group.is_empty() && !consumer.is_empty(), "a stream reader needs a group and a consumer name");
         anyhow::ensure!(options.batch > 0, "a stream reader needs a batch size of at least 1");
-        redis::Client::open(redis_url).context("STAMPEDE_REDIS_URL: not a valid Redis URL")?;
+        store::check_url(redis_url)?;
         describe_metrics();
         // Present from the start at 0, so "no dead letters" is a value, not an absence.
         for reason in ["rejected", "max_deliveries"] {
@@ -180,12 +183,10 @@ impl GroupReader {
         if entries.is_empty() {
             return Ok(());
         }
-        let mut pipe = redis::pipe();
-        for (stream, ids) in by_stream(entries) {
-            pipe.cmd("XACK").arg(stream).arg(&self.group).arg(ids).ignore();
-        }
+        let cmds = by_stream(entries).into_iter().map(|(stream, ids)| redis::cmd("XACK").arg(stream).arg(&self.group).arg(ids).to_owned()).collect();
         let mut conn = self.redis.clone();
-        pipe.query_async::<()>(&mut conn).await.context("acknowledging stream entries")
+        store::query_each::<Value>(&mut conn, cmds).await.context("acknowledging stream entries")?;
+        Ok(())
     }
 
     /// Moves `entry` to its event's dead-letter stream with `error`, and
@@ -231,12 +232,13 @@ impl GroupReader {
         if entries.is_empty() {
             return Ok(());
         }
-        let mut pipe = redis::pipe();
-        for (stream, ids) in by_stream(entries) {
-            pipe.cmd("XCLAIM").arg(stream).arg(&self.group).arg(&self.consumer).arg(0).arg(ids).arg("JUSTID").ignore();
-        }
+        let cmds = by_stream(entries)
+            .into_iter()
+            .map(|(stream, ids)| redis::cmd("XCLAIM").arg(stream).arg(&self.group).arg(&self.consumer).arg(0).arg(ids).arg("JUSTID").to_owned())
+            .collect();
         let mut conn = self.redis.clone();
-        pipe.query_async::<()>(&mut conn).await.context("renewing pending stream entries")
+        store::query_each::<Value>(&mut conn, cmds).await.context("renewing pending stream entries")?;
+        Ok(())
     }
 
     /// Re-reads the events set and ensures the group on every new stream.
@@ -272,7 +274,7 @@ impl GroupReader {
         Ok(())
     }
 
-    async fn blocking(&mut self) -> anyhow::Result<&mut MultiplexedConnection> {
+    async fn blocking(&mut self) -> anyhow::Result<&mut Redis> {
         if self.blocking.is_none() {
             self.blocking = Some(store::blocking_connection(&self.url).await?);
         }
@@ -282,15 +284,20 @@ impl GroupReader {
     /// One `XREADGROUP` of new entries over every stream, waiting up to
     /// `block` for the first one (`None`: not waiting).
     async fn read(&mut self, count: usize, block: Option<Duration>) -> anyhow::Result<Vec<Entry>> {
-        let mut options = StreamReadOptions::default().group(&self.group, &self.consumer).count(count);
-        if let Some(block) = block {
-            options = options.block(block.as_millis().max(1) as usize);
-        }
         // A handle on the blocking connection (clones share it).
         let mut conn = self.blocking().await?.clone();
-        let keys: Vec<&str> = self.streams.iter().map(|(_, k)| k.as_str()).collect();
-        let news = vec![">"; keys.len()];
-        let reply: RedisResult<Option<StreamReadReply>> = conn.xread_options(&keys, &news, &options).await;
+        let reply = if conn.is_cluster() {
+            self.read_each(&mut conn, count, block).await
+        } else {
+            let mut options = StreamReadOptions::default().group(&self.group, &self.consumer).count(count);
+            if let Some(block) = block {
+                options = options.block(block.as_millis().max(1) as usize);
+            }
+            let keys: Vec<&str> = self.streams.iter().map(|(_, k)| k.as_str()).collect();
+            let news = vec![">"; keys.len()];
+            let reply: RedisResult<Option<StreamReadReply>> = conn.xread_options(&keys, &news, &options).await;
+            reply.map(|r| r.map(|r| r.keys).unwrap_or_default())
+        };
         let reply = match reply {
             Ok(v) => v,
             Err(e) if e.code() == Some("NOGROUP") => {
@@ -306,13 +313,34 @@ impl GroupReader {
             }
         };
         let mut out = Vec::new();
-        for StreamKey { key, ids } in reply.map(|r| r.keys).unwrap_or_default() {
+        for StreamKey { key, ids } in reply {
             let Some(event) = self.streams.iter().find(|(_, k)| *k == key).map(|(e, _)| *e) else { continue };
             for entry in ids {
                 out.push(Entry { event, stream: key.clone(), id: entry.id, fields: text_fields(entry.map), deliveries: 1 });
             }
         }
         Ok(out)
+    }
+
+    /// On a cluster, where one `XREADGROUP` cannot name streams of several
+    /// slots: one read per stream, all at once and not blocking, repeated
+    /// every [`CLUSTER_POLL`] until one answers or `block` has passed (each
+    /// stream may give up to `count`).
+    async fn read_each(&self, conn: &mut Redis, count: usize, block: Option<Duration>) -> RedisResult<Vec<StreamKey>> {
+        let deadline = block.map(|b| Instant::now() + b);
+        loop {
+            let reads = self.streams.iter().map(|(_, key)| {
+                let mut c = conn.clone();
+                let options = StreamReadOptions::default().group(&self.group, &self.consumer).count(count);
+                async move { c.xread_options::<_, _, Option<StreamReadReply>>(&[key.as_str()], &[">"], &options).await }
+            });
+            let replies = futures_util::future::try_join_all(reads).await?;
+            let keys: Vec<StreamKey> = replies.into_iter().flatten().flat_map(|r| r.keys).filter(|k| !k.ids.is_empty()).collect();
+            match deadline {
+                Some(d) if keys.is_empty() && Instant::now() < d => tokio::time::sleep(CLUSTER_POLL.min(d - Instant::now())).await,
+                _ => return Ok(keys),
+            }
+        }
     }
 
     /// Claims entries idle longer than `claim_idle` from any consumer of
@@ -390,11 +418,13 @@ impl GroupReader {
             })
             .collect();
         let page = |ids: &[&str]| ids.len() + self.options.batch;
-        let mut pipe = redis::pipe();
-        for (stream, ids, lo, hi) in &spans {
-            pipe.xpending_consumer_count(*stream, &self.group, lo.to_string(), hi.to_string(), page(ids), &self.consumer);
-        }
-        let replies: Vec<StreamPendingCountReply> = pipe.query_async(conn).await.context("reading delivery counts")?;
+        let cmds = spans
+            .iter()
+            .map(|(stream, ids, lo, hi)| {
+                redis::cmd("XPENDING").arg(*stream).arg(&self.group).arg(lo.to_string()).arg(hi.to_string()).arg(page(ids)).arg(&self.consumer).to_owned()
+            })
+            .collect();
+        let replies: Vec<StreamPendingCountReply> = store::query_each(conn, cmds).await.context("reading delivery counts")?;
         let mut counts: HashMap<(&str, &str), u64> = HashMap::with_capacity(claimed.len());
         for ((stream, ids, _, hi), mut reply) in spans.iter().zip(replies) {
             let wanted: HashSet<&str> = ids.iter().copied().collect();
