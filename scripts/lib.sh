@@ -416,20 +416,10 @@ start_redis_cluster() {
     candidate=$((port + 1))
   done
   log "starting a Redis Cluster on 127.0.0.1:${ports[*]} (${dir})"
+  : >"${dir}/extra-args"
+  (($#)) && printf '%s\n' "$@" >"${dir}/extra-args"
   for port in "${ports[@]}"; do
-    local node=${dir}/node-${port}
-    mkdir -p "$node"
-    redis-server --daemonize yes \
-      --bind 127.0.0.1 --port "$port" \
-      --cluster-enabled yes --cluster-config-file "${node}/nodes.conf" --cluster-node-timeout 2000 \
-      --dir "$node" --pidfile "${node}/redis.pid" --logfile "${node}/redis.log" \
-      --appendonly yes --appendfsync "${STAMPEDE_REDIS_APPENDFSYNC:-always}" \
-      --notify-keyspace-events Ex \
-      --save "" \
-      "$@" || {
-      tail_log "${node}/redis.log"
-      die "redis-server (cluster node ${port}) failed to start"
-    }
+    start_cluster_node "$dir" "$port"
   done
   local i
   for port in "${ports[@]}"; do
@@ -459,6 +449,47 @@ start_redis_cluster() {
   REDIS_CLUSTER_PORTS=$(IFS=,; printf '%s' "${ports[*]}")
   REDIS_CLUSTER_URL=$(cluster_urls "$REDIS_CLUSTER_PORTS")
   printf 'REDIS_CLUSTER_PORTS=%s\n' "$REDIS_CLUSTER_PORTS" >"${dir}/ports.env"
+}
+
+# start_cluster_node DIR PORT: start (or start again, after a crash: its
+# nodes.conf and AOF bring it back as the member it was) the node of the
+# cluster of DIR on PORT, with the cluster's extra arguments (DIR/extra-args).
+start_cluster_node() {
+  local dir=$1 port=$2 node=${1}/node-${2} extra=()
+  mkdir -p "$node"
+  [[ -s ${dir}/extra-args ]] && mapfile -t extra <"${dir}/extra-args"
+  redis-server --daemonize yes \
+    --bind 127.0.0.1 --port "$port" \
+    --cluster-enabled yes --cluster-config-file "${node}/nodes.conf" --cluster-node-timeout 2000 \
+    --dir "$node" --pidfile "${node}/redis.pid" --logfile "${node}/redis.log" \
+    --appendonly yes --appendfsync "${STAMPEDE_REDIS_APPENDFSYNC:-always}" \
+    --notify-keyspace-events Ex \
+    --save "" \
+    "${extra[@]}" || {
+    tail_log "${node}/redis.log"
+    die "redis-server (cluster node ${port}) failed to start"
+  }
+}
+
+# cluster_slot_owner DIR KEY: the port of the live primary that serves KEY's
+# slot in the cluster of DIR (asked of any node that answers), or nothing.
+cluster_slot_owner() {
+  local dir=$1 key=$2 port any="" slot
+  for port in $(read_kv "${dir}/ports.env" REDIS_CLUSTER_PORTS | tr , ' '); do
+    if redis_ping "$port"; then
+      any=$port
+      break
+    fi
+  done
+  [[ -n $any ]] || return 0
+  slot=$(redis-cli -h 127.0.0.1 -p "$any" cluster keyslot "$key" | tr -d '\r')
+  redis-cli -h 127.0.0.1 -p "$any" cluster nodes | tr -d '\r' | awk -v slot="$slot" '
+    $3 ~ /master/ && $3 !~ /fail/ {
+      for (i = 9; i <= NF; i++) {
+        n = split($i, r, "-"); lo = r[1]; hi = (n > 1) ? r[2] : r[1]
+        if (lo ~ /^[0-9]+$/ && slot + 0 >= lo + 0 && slot + 0 <= hi + 0) { split($2, a, "[:@]"); print a[2]; exit }
+      }
+    }'
 }
 
 # cluster_urls P1,P2,...: the comma-separated redis:// URLs of those loopback ports.

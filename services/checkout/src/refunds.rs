@@ -16,13 +16,10 @@ use crate::gateway::{GatewayError, PaymentGateway};
 /// announce its refund.
 pub(crate) const CONFIRM_PATIENCE: Duration = Duration::from_secs(10);
 
-/// A Redis failure worth retrying: the connection, or a server loading its data.
+/// A Redis failure worth retrying: the call was not made (see
+/// [`stampede_common::store::unavailable`]).
 pub(crate) fn transient(e: &redis::RedisError) -> bool {
-    e.is_io_error()
-        || e.is_connection_dropped()
-        || e.is_connection_refusal()
-        || e.is_timeout()
-        || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading)
+    stampede_common::store::unavailable(e)
 }
 
 /// Refunds `charge` at the provider, trying five times (waits of up to 50,

@@ -110,8 +110,7 @@ impl From<tokio_postgres::Error> for Problem {
 
 impl From<redis::RedisError> for Problem {
     fn from(e: redis::RedisError) -> Self {
-        let loading = e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading);
-        if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() || loading {
+        if crate::store::unavailable(&e) {
             tracing::warn!(error = %e, "redis unavailable");
             return Problem::unavailable("the inventory store is unavailable; retry shortly");
         }

@@ -172,6 +172,24 @@ pub fn check_url(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether `e` says Redis is unavailable for now, the call not made (worth
+/// a retry, a 503 to a client): the connection failed or timed out, the
+/// server is loading its data, or a Redis Cluster is in the middle of a
+/// failover (the shard's primary gone and its replica not yet promoted, or
+/// the client's map of the shards behind after the redirects it follows).
+pub fn unavailable(e: &redis::RedisError) -> bool {
+    use redis::{ErrorKind, ServerErrorKind as S};
+    e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || matches!(
+            e.kind(),
+            ErrorKind::ClusterConnectionNotFound
+                | ErrorKind::Server(S::BusyLoading | S::ClusterDown | S::TryAgain | S::MasterDown | S::ReadOnly | S::Moved | S::Ask)
+        )
+}
+
 /// Readiness probe: a PING.
 pub async fn ping(redis: &Redis) -> Result<(), String> {
     let mut conn = redis.clone();
