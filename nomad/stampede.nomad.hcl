@@ -78,16 +78,38 @@ variable "notifier_count" {
   type        = number
   default     = 1
 }
+variable "redis_cluster" {
+  description = "Use the Redis Cluster of nomad/redis-cluster.nomad.hcl (every node of stampede-redis-cluster as a seed) instead of the single Redis of nomad/redis.nomad.hcl."
+  type        = bool
+  default     = false
+}
+
+variable "redis_url" {
+  description = "A Redis elsewhere, e.g. a managed Redis Cluster: its URL, or its seed nodes' URLs separated by commas (with the password in each, redis://:PASSWORD@host:port/). Empty: the Redis from Nomad's service catalog."
+  type        = string
+  default     = ""
+}
+
 locals {
+  # STAMPEDE_REDIS_URL: one URL is a single Redis, a comma-separated list a
+  # Redis Cluster's seed nodes (the services find the primaries themselves).
+  redis_single  = <<-EOT
+    {{ range $i, $s := nomadService "stampede-redis" }}{{ if eq $i 0 }}redis://:{{ with nomadVar "nomad/jobs/stampede" }}{{ .redis_password }}{{ end }}@{{ $s.Address }}:{{ $s.Port }}/{{ end }}{{ end }}
+    EOT
+  redis_cluster = <<-EOT
+    {{ range $i, $s := nomadService "stampede-redis-cluster" }}{{ if eq $i 0 }}{{ else }},{{ end }}redis://:{{ with nomadVar "nomad/jobs/stampede" }}{{ .redis_password }}{{ end }}@{{ $s.Address }}:{{ $s.Port }}/{{ end }}
+    EOT
+  redis_env     = var.redis_url != "" ? var.redis_url : trimspace(var.redis_cluster ? local.redis_cluster : local.redis_single)
+
   # Shared by every group's secrets template: Redis and Postgres from Nomad's
-  # service catalog, secrets from the job's Nomad variable. `stampede` picks up
-  # the file as environment variables (env = true).
+  # service catalog (or redis_url), secrets from the job's Nomad variable.
+  # `stampede` picks up the file as environment variables (env = true).
   connection_env = <<-EOT
     {{- with nomadVar "nomad/jobs/stampede" }}
     STAMPEDE_JWT_SECRET={{ .jwt_secret }}
     STAMPEDE_DATABASE_URL=postgres://stampede:{{ .db_password }}@{{ range $i, $s := nomadService "stampede-postgres" }}{{ if eq $i 0 }}{{ $s.Address }}:{{ $s.Port }}{{ end }}{{ end }}/stampede
-    STAMPEDE_REDIS_URL=redis://:{{ .redis_password }}@{{ range $i, $s := nomadService "stampede-redis" }}{{ if eq $i 0 }}{{ $s.Address }}:{{ $s.Port }}{{ end }}{{ end }}/
     {{- end }}
+    STAMPEDE_REDIS_URL=${local.redis_env}
     EOT
 
   # The first admin account, created by the auth role at start (idempotent).
@@ -392,6 +414,9 @@ job "stampede" {
         STAMPEDE_CHECKOUT_PORT = "${NOMAD_PORT_http}"
         STAMPEDE_LOG        = var.log_filter
         STAMPEDE_LOG_FORMAT = "json"
+        # On the Redis Cluster (every primary has a replica) a paid order is
+        # answered once its shard's replica has it: no 201 lost in a failover.
+        STAMPEDE_CONFIRM_REPLICAS = var.redis_cluster ? "1" : "0"
         # Written by the template below from the Nomad variable.
         STAMPEDE_TICKET_SIGNING_KEY_FILE = "${NOMAD_SECRETS_DIR}/ticket-signing-key.pem"
       }

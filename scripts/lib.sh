@@ -851,9 +851,15 @@ stampede_bin() { printf '%s\n' "${CARGO_TARGET_DIR:-${REPO_ROOT}/target}/release
 
 # stop_app DIR: stop the `stampede serve` whose pid file is DIR/stampede.pid.
 stop_app() {
-  local dir=$1
+  local dir=$1 pidfile
   [[ -d $dir ]] || return 0
   stop_pidfile "${dir}/stampede.pid" stampede "stampede" 30
+  # The extra instances of scripts/up --instances N.
+  for pidfile in "$dir"/stampede-*.pid; do
+    [[ -e $pidfile ]] || continue
+    stop_pidfile "$pidfile" stampede "stampede (${pidfile##*/})" 30
+    rm -f "$pidfile"
+  done
 }
 
 # ---------------------------------------------------------------------------
