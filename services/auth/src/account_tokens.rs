@@ -67,12 +67,31 @@ pub async fn issue(
     Ok(Some(token))
 }
 
+/// Whether `token` is a live token of `purpose` (a cheap look before the
+/// costly password hash; [`spend`] decides).
+pub async fn is_live(client: &impl GenericClient, purpose: Purpose, token: &str) -> Result<bool, Problem> {
+    if !well_formed(token) {
+        return Ok(false);
+    }
+    let row = client
+        .query_opt(
+            "SELECT 1 FROM account_tokens WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > now()",
+            &[&digest(&token.to_ascii_lowercase()), &purpose.as_str()],
+        )
+        .await?;
+    Ok(row.is_some())
+}
+
+/// Tokens are 64 hex digits; anything else cannot match (and a NUL would
+/// be refused by Postgres).
+fn well_formed(token: &str) -> bool {
+    token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// Spends `token` if it is a live token of `purpose`: the user and the
 /// address it was sent to. `None` when unknown, used or expired.
 pub async fn spend(client: &impl GenericClient, purpose: Purpose, token: &str) -> Result<Option<(i64, String)>, Problem> {
-    // Tokens are 64 hex digits; anything else cannot match (and a NUL
-    // would be refused by Postgres).
-    if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !well_formed(token) {
         return Ok(None);
     }
     let row = client

@@ -127,7 +127,11 @@ pub(crate) async fn request_reset(svc: &AuthService, req: Request<Incoming>) -> 
 pub(crate) async fn reset(svc: &AuthService, req: Request<Incoming>) -> Result<Resp, Problem> {
     let body: ResetBody = http::read_json(req.into_body(), svc.max_body).await?;
     check_password(&body.new_password)?;
-    // Hashed before the transaction: argon2 is slow and holds no lock.
+    // No password hashing for a token that cannot work; hashed before the
+    // transaction, which then spends the token (argon2 is slow).
+    if !account_tokens::is_live(&**svc.db.get().await?, Purpose::PasswordReset, &body.token).await? {
+        return Err(account_tokens::invalid());
+    }
     let hash = svc.passwords.hash(&body.new_password).await.map_err(Problem::internal)?;
     let mut client = svc.db.get().await?;
     let tx = client.transaction().await?;

@@ -232,3 +232,22 @@ async fn account_routes_refuse_bad_bodies_and_methods() {
     let nested = call(app.addr, Method::POST, "/api/auth/verify-email/other", None, Some(&json!({}))).await;
     assert_eq!(nested.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn of_concurrent_uses_of_one_reset_token_one_succeeds() {
+    let (app, sink) = smtp_app().await;
+    app.signup("twin@example.com").await;
+    app.post("/api/auth/password-reset/request", json!({"email": "twin@example.com"})).await;
+    let token = token_in(&sink.wait_for(1).await[0]);
+    let tries = (0..8).map(|i| {
+        let body = json!({"token": token, "new_password": format!("new horse number {i}")});
+        let addr = app.addr;
+        tokio::spawn(async move { call(addr, Method::POST, "/api/auth/password-reset", None, Some(&body)).await.status })
+    });
+    let mut statuses = Vec::new();
+    for t in tries.collect::<Vec<_>>() {
+        statuses.push(t.await.expect("task"));
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::NO_CONTENT).count(), 1, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == StatusCode::NO_CONTENT || *s == StatusCode::BAD_REQUEST), "{statuses:?}");
+}
