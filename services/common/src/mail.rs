@@ -100,6 +100,38 @@ fn one_line(s: &str) -> String {
     s.replace(['\r', '\n'], " ")
 }
 
+/// A free-text header value (the subject): on one line, and RFC 2047
+/// Q-encoded when it is not ASCII (`=?utf-8?q?…?=` words of at most 75
+/// characters, folded), so any relay carries it.
+fn encoded_text(s: &str) -> String {
+    let s = one_line(s);
+    if s.is_ascii() {
+        return s;
+    }
+    let mut words = Vec::new();
+    let mut word = String::new();
+    for c in s.chars() {
+        let mut piece = String::new();
+        if c.is_ascii_alphanumeric() || "!*+-/".contains(c) {
+            piece.push(c);
+        } else if c == ' ' {
+            piece.push('_');
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                piece.push_str(&format!("={b:02X}"));
+            }
+        }
+        // "=?utf-8?q?" + word + "?=" within 75 characters.
+        if word.len() + piece.len() > 75 - 12 {
+            words.push(std::mem::take(&mut word));
+        }
+        word.push_str(&piece);
+    }
+    words.push(word);
+    words.iter().map(|w| format!("=?utf-8?q?{w}?=")).collect::<Vec<_>>().join("\r\n ")
+}
+
 impl Mail {
     /// The whole message: headers, then the plain text and HTML
     /// alternatives (UTF-8, sent 8-bit).
@@ -109,7 +141,7 @@ impl Mail {
             "From: {}\r\nTo: {}\r\nSubject: {}\r\nMessage-ID: <{}@stampede.local>\r\n",
             one_line(from),
             one_line(&self.to),
-            one_line(&self.subject),
+            encoded_text(&self.subject),
             one_line(&self.id)
         );
         for (name, value) in &self.headers {
@@ -298,6 +330,16 @@ mod tests {
         let m = mail.format("Stampede <t@s.l>");
         assert!(m.starts_with("From: Stampede <t@s.l>\r\nTo: a@b.c\r\nSubject: Hi  Bcc: evil@x.y\r\nMessage-ID: <m1@stampede.local>\r\nX-Stampede-Order: 1-x\r\n"));
         assert!(m.contains("text/plain; charset=utf-8") && m.contains("text/html; charset=utf-8") && m.contains("<p>html</p>"));
+    }
+
+    #[test]
+    fn a_subject_that_is_not_ascii_is_q_encoded_and_folded() {
+        assert_eq!(encoded_text("Plain <ASCII>"), "Plain <ASCII>");
+        assert_eq!(encoded_text("Café_ü?"), "=?utf-8?q?Caf=C3=A9=5F=C3=BC=3F?=");
+        let long = encoded_text(&"é".repeat(40));
+        let words: Vec<&str> = long.split("\r\n ").collect();
+        assert!(words.len() > 1 && words.iter().all(|w| w.len() <= 75 && w.starts_with("=?utf-8?q?") && w.ends_with("?=")), "{long}");
+        assert_eq!(words.iter().map(|w| w.matches("=C3=A9").count()).sum::<usize>(), 40, "no character split across words");
     }
 
     #[tokio::test]
