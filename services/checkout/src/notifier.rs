@@ -133,7 +133,7 @@ impl NotifierWorker {
         reader.ack(&done).await
     }
 
-    /// Writes the confirmation of one order, unless it was written before.
+    /// Sends the confirmation of one order, unless it was sent before.
     async fn send(&self, entry: &Entry, events: &mut HashMap<i64, EventInfo>) -> anyhow::Result<()> {
         let field = |name: &str| entry.field(name).with_context(|| format!("order.confirmed without {name}"));
         let order = HoldId { event: entry.event, token: field("order")?.to_owned() }.public();
@@ -172,9 +172,9 @@ impl NotifierWorker {
         Ok(i)
     }
 
-    /// Writes both e-mails of a ticket changing hands (`ticket.transferred`
+    /// Sends both e-mails of a ticket changing hands (`ticket.transferred`
     /// or `listing.sold`: to the giver or seller and to the recipient or
-    /// buyer), each unless it was written before.
+    /// buyer), each unless it was sent before.
     async fn send_transfer(&self, entry: &Entry, events: &mut HashMap<i64, EventInfo>) -> anyhow::Result<()> {
         let kind = entry.kind();
         let field = |name: &str| entry.field(name).with_context(|| format!("{kind} without {name}"));
@@ -287,7 +287,6 @@ impl NotifierWorker {
         if taken.is_none() {
             let state: Option<String> = redis::cmd("GET").arg(&key).query_async(&mut conn).await.context("reading a sent marker")?;
             if state.as_deref() == Some("sent") {
-                counter!("emails_duplicate_total").increment(1);
                 return Ok(false);
             }
             anyhow::bail!("e-mail {name} is being sent by another notifier");
