@@ -5,8 +5,16 @@
 //! 256-bit secrets stored only as SHA-256 hashes, rotated on every use. A
 //! sign-in starts a *family*; presenting a refresh token that was already
 //! spent revokes the whole family, so a stolen token dies with its copy.
+//!
+//! Accounts verify their e-mail address and reset a forgotten password with
+//! single-use tokens sent by e-mail (`account_tokens`, `emails`; delivery by
+//! `stampede_common::mail`, over SMTP or into the mail directory); a reset
+//! revokes every family of the user, a password change every family but
+//! the caller's own.
 
+mod account_tokens;
 mod config;
+mod emails;
 mod passwords;
 mod refresh;
 mod routes;
@@ -18,6 +26,7 @@ use hyper::Request;
 use hyper::body::Incoming;
 use stampede_common::Config;
 use stampede_common::http::{Handler, Routed};
+use stampede_common::mail::Mailer;
 use stampede_common::token::{Role, Tokens};
 
 pub use config::{AuthConfig, MIGRATIONS};
@@ -30,18 +39,40 @@ pub struct AuthService {
     passwords: Passwords,
     refresh_ttl_seconds: i64,
     max_body: usize,
+    mailer: Arc<Mailer>,
+    account: AccountSettings,
+}
+
+/// The account e-mails' settings (from `AuthConfig`).
+struct AccountSettings {
+    verify_token_seconds: i64,
+    reset_token_seconds: i64,
+    emails_per_hour: i64,
+    public_url: String,
 }
 
 impl AuthService {
     pub fn build(config: &Config, auth: &AuthConfig, db: Pool, tokens: Arc<Tokens>) -> Self {
         metrics::describe_counter!("auth_signups_total", metrics::Unit::Count, "Accounts created.");
         metrics::describe_counter!("auth_signins_total", metrics::Unit::Count, "Sign-in attempts by outcome (ok, failed).");
+        metrics::describe_counter!(
+            "auth_account_events_total",
+            metrics::Unit::Count,
+            "Account changes by event (email_verified, password_reset, password_changed)."
+        );
         Self {
             db,
             tokens,
             passwords: Passwords::from_config(auth),
             refresh_ttl_seconds: auth.refresh_token_seconds,
             max_body: config.max_body_bytes,
+            mailer: Arc::new(Mailer::new(&auth.mail)),
+            account: AccountSettings {
+                verify_token_seconds: auth.verify_token_seconds,
+                reset_token_seconds: auth.reset_token_seconds,
+                emails_per_hour: auth.account_emails_per_hour,
+                public_url: auth.public_url.clone(),
+            },
         }
     }
 }

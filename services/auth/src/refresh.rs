@@ -8,7 +8,7 @@ use stampede_common::ids::random_hex;
 /// The outcome of presenting a refresh token.
 pub enum Rotation {
     /// A fresh token of the same family; the presented one is now spent.
-    Rotated { user_id: i64, token: String },
+    Rotated { user_id: i64, token: String, family: String },
     /// Unknown, expired or revoked.
     Invalid,
     /// Already spent: the family has now been revoked.
@@ -32,10 +32,12 @@ async fn insert(client: &impl tokio_postgres::GenericClient, user_id: i64, famil
     Ok(token)
 }
 
-/// Starts a new family for a fresh sign-in.
-pub async fn issue(db: &Pool, user_id: i64, ttl: i64) -> Result<String, Problem> {
+/// Starts a new family for a fresh sign-in: its first token and the family.
+pub async fn issue(db: &Pool, user_id: i64, ttl: i64) -> Result<(String, String), Problem> {
     let client = db.get().await?;
-    insert(&**client, user_id, &random_hex(16), ttl).await
+    let family = random_hex(16);
+    let token = insert(&**client, user_id, &family, ttl).await?;
+    Ok((token, family))
 }
 
 /// Spends `token` and returns its successor, atomically: two concurrent
@@ -69,7 +71,19 @@ pub async fn rotate(db: &Pool, token: &str, ttl: i64) -> Result<Rotation, Proble
     tx.execute("UPDATE refresh_tokens SET spent_at = now() WHERE token_hash = $1", &[&digest(token)]).await?;
     let next = insert(&*tx, user_id, &family, ttl).await?;
     tx.commit().await?;
-    Ok(Rotation::Rotated { user_id, token: next })
+    Ok(Rotation::Rotated { user_id, token: next, family })
+}
+
+/// Revokes every family of `user_id` but `keep` (a password reset keeps
+/// none; a password change keeps the session that made it).
+pub async fn revoke_user(client: &impl tokio_postgres::GenericClient, user_id: i64, keep: Option<&str>) -> Result<u64, Problem> {
+    Ok(client
+        .execute(
+            "UPDATE refresh_tokens SET revoked_at = now()
+             WHERE user_id = $1 AND revoked_at IS NULL AND family IS DISTINCT FROM $2",
+            &[&user_id, &keep],
+        )
+        .await?)
 }
 
 /// Revokes the family `token` belongs to (sign-out). Unknown tokens are a no-op.

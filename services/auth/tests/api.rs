@@ -10,6 +10,9 @@ use stampede_common::testkit::client::{Answer, call, send};
 use stampede_common::testkit::{spawn, test_config};
 use stampede_common::token::{Claims, Role, Tokens};
 
+#[path = "api/accounts.rs"]
+mod accounts;
+
 struct App {
     addr: SocketAddr,
     tokens: Arc<Tokens>,
@@ -18,8 +21,14 @@ struct App {
 }
 
 async fn app() -> App {
+    app_with(|_| {}).await
+}
+
+/// The auth service with its settings changed by `adjust` (an SMTP relay…).
+async fn app_with(adjust: impl FnOnce(&mut AuthConfig)) -> App {
     let config = test_config(stampede_auth::MIGRATIONS).await;
-    let auth = AuthConfig::from_env(&config.env).expect("auth config");
+    let mut auth = AuthConfig::from_env(&config.env).expect("auth config");
+    adjust(&mut auth);
     let db = stampede_common::db::pool(&config.database_url, 4).expect("pool");
     let tokens = Arc::new(Tokens::new(&config.jwt, config.access_token_seconds));
     let addr = spawn(AuthService::build(&config, &auth, db.clone(), tokens.clone())).await;
@@ -61,7 +70,7 @@ async fn signup_signin_me_and_conflicts() {
 
     let me = app.me(body["access_token"].as_str().expect("token")).await;
     assert_eq!(me.status, StatusCode::OK);
-    assert_eq!(me.json(), json!({"id": body["user"]["id"], "email": "ann@example.com", "role": "customer"}));
+    assert_eq!(me.json(), json!({"id": body["user"]["id"], "email": "ann@example.com", "role": "customer", "email_verified": false}));
 
     let dup = app.post("/api/auth/signup", json!({"email": "ann@example.com", "password": "another one"})).await;
     assert_problem(&dup, 409, "email_taken");
@@ -102,7 +111,7 @@ async fn access_tokens_tampered_none_expired_and_foreign_are_refused() {
     // Expired.
     let now = stampede_common::clock::now_ms() / 1000;
     let id = body["user"]["id"].as_str().expect("id").to_owned();
-    let expired = app.tokens.sign(&Claims { sub: id.clone(), role: Role::Customer, iat: now - 3600, exp: now - 600 }).expect("sign");
+    let expired = app.tokens.sign(&Claims { sub: id.clone(), role: Role::Customer, iat: now - 3600, exp: now - 600, sid: None }).expect("sign");
     assert_problem(&app.me(&expired).await, 401, "unauthorized");
 
     // Signed with another key.

@@ -4,6 +4,7 @@
 //! persister writes (`stampede_persister::MIGRATIONS`): no migrations here.
 
 use stampede_common::config::{ConfigError, Env};
+use stampede_common::mail::MailConfig;
 use stampede_inventory::streams::ReaderOptions;
 
 use crate::codes::TicketKeys;
@@ -31,8 +32,9 @@ pub struct CheckoutConfig {
     /// not acknowledged by then is answered anyway (the order exists on the
     /// primary) and counted.
     pub confirm_wait_ms: u64,
-    /// The notifier's mail sink.
-    pub mail_dir: String,
+    /// Where the notifier's e-mail goes: SMTP (`STAMPEDE_SMTP_URL`) or the
+    /// mail directory (`STAMPEDE_MAIL_DIR`).
+    pub mail: MailConfig,
     /// How the notifier reads the streams (the stream workers' shared
     /// `STAMPEDE_PERSISTER_*` settings; the notifier caps the batch).
     pub reader: ReaderOptions,
@@ -52,7 +54,7 @@ impl CheckoutConfig {
             charge_reconcile_seconds: env.ranged_or("STAMPEDE_CHARGE_RECONCILE_SECONDS", 60, 1, 86_400)?,
             confirm_replicas: env.ranged_or("STAMPEDE_CONFIRM_REPLICAS", 0, 0, 16)?,
             confirm_wait_ms: env.ranged_or("STAMPEDE_CONFIRM_WAIT_MS", 500, 1, 1500)?,
-            mail_dir: env.string_or("STAMPEDE_MAIL_DIR", ".run/mail"),
+            mail: MailConfig::from_env(env)?,
             reader: ReaderOptions::from_env(env)?,
             ticket_keys: TicketKeys::from_env(env)?,
         })

@@ -2,15 +2,26 @@
 //! for every `order.confirmed` on the event streams, and for every
 //! `ticket.transferred` or `listing.sold` one to each side (the giver or
 //! seller and the recipient or buyer; neither is told the other's address
-//! on a resale),
-//! through its own consumer group. The sink is a mail directory (one RFC
-//! 5322 message per order or per side of a transfer, plain text and HTML);
-//! each message is published with an atomic hard link named after what it
-//! announces, so a message delivered twice — a crash before the ack, a
-//! claim by another notifier — still sends exactly one e-mail.
+//! on a resale), through its own consumer group. Each message is plain
+//! text and HTML and has a name after what it announces (`<order>`,
+//! `transfer-<ticket>-v<ver>-from`, …).
+//!
+//! Delivery is [`stampede_common::mail`]'s: over SMTP when
+//! `STAMPEDE_SMTP_URL` is set, else into the mail directory. Each name is
+//! sent once however often its entry is delivered (a crash before the ack, a
+//! claim by another notifier): the directory publishes with an atomic hard
+//! link that fails if the name exists; over SMTP a Redis marker per name
+//! (`<p>:mail:<name>`) is taken with `SET NX` as a short lease before
+//! sending and turned into `sent` after the relay's 250, so a second
+//! notifier neither sends it again nor drops it. (SMTP itself cannot do
+//! better than that: a crash between the 250 and the marker sends the
+//! message again once the lease lapses, with the same `Message-ID`.)
+//! A failed send is retried a few times with jittered waits, then the entry
+//! is left pending and retried through the group; one the relay refuses
+//! for good (5xx), or one failing past `max_deliveries`, goes to the
+//! event's dead-letter stream and counts in `emails_dead_total`.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +32,7 @@ use stampede_common::Config;
 use stampede_common::backoff::Backoff;
 use stampede_common::clock::rfc3339;
 use stampede_common::http;
-use stampede_common::ids::random_hex;
+use stampede_common::mail::{Delivered, Mail, MailError, Mailer, html_escape, money};
 use stampede_common::store::Redis;
 use stampede_inventory::{HoldId, TicketId};
 use stampede_inventory::streams::{Entry, GroupReader, ReaderOptions, consumer_name};
@@ -38,7 +49,7 @@ pub struct NotifierWorker {
     redis_url: String,
     prefix: String,
     options: ReaderOptions,
-    mail_dir: PathBuf,
+    mailer: Mailer,
 }
 
 /// What the e-mail says about the event.
@@ -51,7 +62,6 @@ struct EventInfo {
 
 impl NotifierWorker {
     pub fn build(config: &Config, checkout: &CheckoutConfig, db: Pool, redis: Redis) -> Self {
-        describe_counter!("emails_sent_total", Unit::Count, "E-mails (order confirmations, both sides of a transfer) written to the mail sink.");
         describe_counter!("emails_duplicate_total", Unit::Count, "Redelivered entries whose e-mail had already been sent (not sent again).");
         let mut options = checkout.reader.clone();
         options.batch = options.batch.min(100);
@@ -61,7 +71,7 @@ impl NotifierWorker {
             redis_url: config.redis_url.clone(),
             prefix: config.redis_prefix.clone(),
             options,
-            mail_dir: PathBuf::from(&checkout.mail_dir),
+            mailer: Mailer::new(&checkout.mail),
         }
     }
 
@@ -110,8 +120,9 @@ impl NotifierWorker {
             if let Some(sent) = sent {
                 match sent {
                     Ok(()) => {}
-                    Err(e) if entry.deliveries >= self.options.max_deliveries => {
+                    Err(e) if entry.deliveries >= self.options.max_deliveries || is_permanent(&e) => {
                         reader.dead_letter(entry, &format!("{e:#}")).await?;
+                        counter!("emails_dead_total").increment(1);
                         continue;
                     }
                     Err(e) => return Err(e),
@@ -122,12 +133,11 @@ impl NotifierWorker {
         reader.ack(&done).await
     }
 
-    /// Writes the confirmation of one order, unless it was written before.
+    /// Sends the confirmation of one order, unless it was sent before.
     async fn send(&self, entry: &Entry, events: &mut HashMap<i64, EventInfo>) -> anyhow::Result<()> {
         let field = |name: &str| entry.field(name).with_context(|| format!("order.confirmed without {name}"));
         let order = HoldId { event: entry.event, token: field("order")?.to_owned() }.public();
-        let path = self.mail_dir.join(format!("{order}.eml"));
-        if path.exists() {
+        if self.already_sent(&order).await? {
             counter!("emails_duplicate_total").increment(1);
             return Ok(());
         }
@@ -144,8 +154,7 @@ impl NotifierWorker {
         let qty: i64 = field("qty")?.parse().unwrap_or(0);
         let amount: i64 = field("amount")?.parse().unwrap_or(0);
         let message = render(&email, &order, &info, &seats, qty, amount);
-        if publish(&self.mail_dir, &path, &message).await? {
-            counter!("emails_sent_total").increment(1);
+        if self.send_once(&order, &message).await? {
             tracing::info!(order = %order, to = %email, "confirmation e-mail sent");
         } else {
             counter!("emails_duplicate_total").increment(1);
@@ -163,9 +172,9 @@ impl NotifierWorker {
         Ok(i)
     }
 
-    /// Writes both e-mails of a ticket changing hands (`ticket.transferred`
+    /// Sends both e-mails of a ticket changing hands (`ticket.transferred`
     /// or `listing.sold`: to the giver or seller and to the recipient or
-    /// buyer), each unless it was written before.
+    /// buyer), each unless it was sent before.
     async fn send_transfer(&self, entry: &Entry, events: &mut HashMap<i64, EventInfo>) -> anyhow::Result<()> {
         let kind = entry.kind();
         let field = |name: &str| entry.field(name).with_context(|| format!("{kind} without {name}"));
@@ -177,9 +186,16 @@ impl NotifierWorker {
             _ => None,
         };
         let name = if price.is_some() { "resale" } else { "transfer" };
-        let paths = [Side::Giver, Side::Recipient].map(|side| (side, self.mail_dir.join(format!("{name}-{ticket}-v{version}-{}.eml", side.name()))));
-        if paths.iter().all(|(_, p)| p.exists()) {
-            counter!("emails_duplicate_total").increment(2);
+        let names = [Side::Giver, Side::Recipient].map(|side| (side, format!("{name}-{ticket}-v{version}-{}", side.name())));
+        let mut todo = Vec::with_capacity(2);
+        for (side, name) in names {
+            if self.already_sent(&name).await? {
+                counter!("emails_duplicate_total").increment(1);
+            } else {
+                todo.push((side, name));
+            }
+        }
+        if todo.is_empty() {
             return Ok(());
         }
         let info = self.cached_event(entry.event, events).await?;
@@ -200,14 +216,10 @@ impl NotifierWorker {
         drop(client);
         let seat = field("seat")?;
         let transfer = TransferMail { ticket: &ticket, seat, giver: &giver, recipient: &recipient, event: &info, price };
-        for (side, path) in paths {
-            if path.exists() {
-                counter!("emails_duplicate_total").increment(1);
-                continue;
-            }
-            let message = render_transfer(side, &transfer);
-            if publish(&self.mail_dir, &path, &message).await? {
-                counter!("emails_sent_total").increment(1);
+        for (side, mail_name) in todo {
+            // The Message-ID names the version too: stable per message.
+            let message = Mail { id: mail_name.clone(), ..render_transfer(side, &transfer) };
+            if self.send_once(&mail_name, &message).await? {
                 tracing::info!(ticket = %ticket, side = side.name(), kind = name, "ticket e-mail sent");
             } else {
                 counter!("emails_duplicate_total").increment(1);
@@ -227,32 +239,73 @@ impl NotifierWorker {
     }
 }
 
-/// Writes `message` to a temporary file, then links it to `path`: the link
-/// fails if `path` exists, so one order can never get two e-mails, and a
-/// reader never sees half a message. True if this call published it.
-async fn publish(dir: &Path, path: &Path, message: &str) -> anyhow::Result<bool> {
-    tokio::fs::create_dir_all(dir).await.with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = dir.join(format!(".tmp-{}", random_hex(8)));
-    tokio::fs::write(&tmp, message).await.with_context(|| format!("writing {}", tmp.display()))?;
-    let linked = tokio::fs::hard_link(&tmp, path).await;
-    let _ = tokio::fs::remove_file(&tmp).await;
-    match linked {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(e).with_context(|| format!("publishing {}", path.display())),
+/// Whether a delivery failed for good (the relay refused the message).
+fn is_permanent(e: &anyhow::Error) -> bool {
+    matches!(e.downcast_ref::<MailError>(), Some(MailError::Permanent(_)))
+}
+
+/// How long a notifier may hold a message's SMTP marker while sending it.
+const SEND_LEASE_MS: u64 = 60_000;
+/// How long a sent message's marker is kept (longer than any redelivery).
+const SENT_MARKER_SECONDS: u64 = 30 * 86_400;
+
+impl NotifierWorker {
+    fn marker(&self, name: &str) -> String {
+        format!("{}:mail:{name}", self.prefix)
+    }
+
+    /// Whether the message `name` was sent before.
+    async fn already_sent(&self, name: &str) -> anyhow::Result<bool> {
+        if !self.mailer.is_smtp() {
+            return Ok(self.mailer.already_written(name));
+        }
+        let mut conn = self.redis.clone();
+        let state: Option<String> = redis::cmd("GET").arg(self.marker(name)).query_async(&mut conn).await.context("reading a sent marker")?;
+        Ok(state.as_deref() == Some("sent"))
+    }
+
+    /// Sends `mail` as `name` unless it was sent before; true if this call
+    /// sent it. Over SMTP: takes the marker as a lease (`SET NX PX`), sends
+    /// with a few retries, then marks it sent; on failure frees the lease
+    /// for the entry's next delivery.
+    async fn send_once(&self, name: &str, mail: &Mail) -> anyhow::Result<bool> {
+        let backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
+        if !self.mailer.is_smtp() {
+            return Ok(self.mailer.deliver_with_retries(name, mail, 3, backoff).await? == Delivered::Sent);
+        }
+        let key = self.marker(name);
+        let mut conn = self.redis.clone();
+        let taken: Option<String> = redis::cmd("SET")
+            .arg(&key)
+            .arg("sending")
+            .arg("NX")
+            .arg("PX")
+            .arg(SEND_LEASE_MS)
+            .query_async(&mut conn)
+            .await
+            .context("taking a sent marker")?;
+        if taken.is_none() {
+            let state: Option<String> = redis::cmd("GET").arg(&key).query_async(&mut conn).await.context("reading a sent marker")?;
+            if state.as_deref() == Some("sent") {
+                return Ok(false);
+            }
+            anyhow::bail!("e-mail {name} is being sent by another notifier");
+        }
+        match self.mailer.deliver_with_retries(name, mail, 3, backoff).await {
+            Ok(_) => {
+                let _: () = redis::cmd("SET").arg(&key).arg("sent").arg("EX").arg(SENT_MARKER_SECONDS).query_async(&mut conn).await.context("marking an e-mail sent")?;
+                Ok(true)
+            }
+            Err(e) => {
+                let _: Result<(), _> = redis::cmd("DEL").arg(&key).query_async(&mut conn).await;
+                Err(e.into())
+            }
+        }
     }
 }
 
-fn money(cents: i64) -> String {
-    format!("{}.{:02}", cents / 100, cents % 100)
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
 /// The confirmation: a multipart/alternative message, plain text and HTML.
-fn render(to: &str, order: &str, event: &EventInfo, seats: &[&str], qty: i64, amount: i64) -> String {
+fn render(to: &str, order: &str, event: &EventInfo, seats: &[&str], qty: i64, amount: i64) -> Mail {
     let places = if seats.is_empty() { format!("{qty} general admission") } else { seats.join(", ") };
     let text = format!(
         "Your order {order} is confirmed.\r\n\r\nEvent: {}\r\nVenue: {}\r\nStarts: {}\r\nSeats: {places}\r\nTotal: {}\r\n\r\nSee you there.\r\n",
@@ -272,14 +325,14 @@ fn render(to: &str, order: &str, event: &EventInfo, seats: &[&str], qty: i64, am
         html_escape(&places),
         money(amount)
     );
-    let boundary = format!("stampede-{}", random_hex(8));
-    format!(
-        "From: Stampede <tickets@stampede.local>\r\nTo: {to}\r\nSubject: Your tickets for {}\r\nMessage-ID: <{order}@stampede.local>\r\n\
-         X-Stampede-Order: {order}\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n\
-         --{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n\
-         --{boundary}\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n--{boundary}--\r\n",
-        event.name.replace(['\r', '\n'], " ")
-    )
+    Mail {
+        to: to.to_owned(),
+        subject: format!("Your tickets for {}", event.name),
+        text,
+        html,
+        id: order.to_owned(),
+        headers: vec![("X-Stampede-Order", order.to_owned())],
+    }
 }
 
 /// Which side of a transfer an e-mail goes to.
@@ -311,7 +364,7 @@ struct TransferMail<'a> {
 }
 
 /// One side's e-mail of a transfer: multipart/alternative, plain text and HTML.
-fn render_transfer(side: Side, t: &TransferMail<'_>) -> String {
+fn render_transfer(side: Side, t: &TransferMail<'_>) -> Mail {
     let place = if t.seat.is_empty() { "general admission".to_owned() } else { format!("seat {}", t.seat) };
     let (to, subject, lead) = match (side, t.price) {
         (Side::Giver, Some(price)) => (
@@ -353,27 +406,26 @@ fn render_transfer(side: Side, t: &TransferMail<'_>) -> String {
         html_escape(&t.event.venue),
         html_escape(&t.event.starts_at),
     );
-    let boundary = format!("stampede-{}", random_hex(8));
-    let id = format!("{}-{}-{}", if t.price.is_some() { "resale" } else { "transfer" }, t.ticket, side.name());
-    format!(
-        "From: Stampede <tickets@stampede.local>\r\nTo: {to}\r\nSubject: {}\r\nMessage-ID: <{id}-{}@stampede.local>\r\n\
-         X-Stampede-Ticket: {}\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n\
-         --{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n\
-         --{boundary}\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n--{boundary}--\r\n",
-        subject.replace(['\r', '\n'], " "),
-        random_hex(4),
-        t.ticket,
-    )
+    Mail {
+        to: to.to_owned(),
+        subject,
+        text,
+        html,
+        id: format!("{}-{}-{}", if t.price.is_some() { "resale" } else { "transfer" }, t.ticket, side.name()),
+        headers: vec![("X-Stampede-Ticket", t.ticket.to_owned())],
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const FROM: &str = "Stampede <tickets@stampede.local>";
+
     #[test]
     fn renders_both_parts_and_escapes_html() {
         let info = EventInfo { name: "Rock <Night>".into(), venue: "Arena".into(), starts_at: "2027-01-01T20:00:00.000Z".into() };
-        let m = render("a@b.c", "1-abc", &info, &["3:1:2", "3:1:3"], 2, 12_050);
+        let m = render("a@b.c", "1-abc", &info, &["3:1:2", "3:1:3"], 2, 12_050).format(FROM);
         assert!(m.contains("To: a@b.c\r\n"));
         assert!(m.contains("Seats: 3:1:2, 3:1:3"));
         assert!(m.contains("Total: 120.50"));
@@ -385,10 +437,10 @@ mod tests {
     fn renders_each_side_of_a_transfer() {
         let info = EventInfo { name: "Jazz & Co".into(), venue: "Club".into(), starts_at: "2027-01-01T20:00:00.000Z".into() };
         let t = TransferMail { ticket: "1-abc-2", seat: "3:1:2", giver: "ann@x.y", recipient: "bob@x.y", event: &info, price: None };
-        let from = render_transfer(Side::Giver, &t);
+        let from = render_transfer(Side::Giver, &t).format(FROM);
         assert!(from.contains("To: ann@x.y\r\n") && from.contains("to bob@x.y") && from.contains("seat 3:1:2"));
         assert!(from.contains("Jazz &amp; Co") && from.contains("X-Stampede-Ticket: 1-abc-2"));
-        let to = render_transfer(Side::Recipient, &TransferMail { seat: "", ..t });
+        let to = render_transfer(Side::Recipient, &TransferMail { seat: "", ..t }).format(FROM);
         assert!(to.contains("To: bob@x.y\r\n") && to.contains("Subject: ann@x.y sent you a ticket") && to.contains("general admission"));
     }
 
@@ -396,20 +448,10 @@ mod tests {
     fn renders_each_side_of_a_resale() {
         let info = EventInfo { name: "Jazz".into(), venue: "Club".into(), starts_at: "2027-01-01T20:00:00.000Z".into() };
         let t = TransferMail { ticket: "1-abc-2", seat: "3:1:2", giver: "ann@x.y", recipient: "bob@x.y", event: &info, price: Some(4050) };
-        let seller = render_transfer(Side::Giver, &t);
+        let seller = render_transfer(Side::Giver, &t).format(FROM);
         assert!(seller.contains("To: ann@x.y\r\n") && seller.contains("sold on resale for 40.50") && seller.contains("Ticket resold"));
         assert!(!seller.contains("bob@x.y"), "the seller is not told who bought it");
-        let buyer = render_transfer(Side::Recipient, &t);
+        let buyer = render_transfer(Side::Recipient, &t).format(FROM);
         assert!(buyer.contains("To: bob@x.y\r\n") && buyer.contains("bought ticket 1-abc-2") && !buyer.contains("ann@x.y"));
-    }
-
-    #[tokio::test]
-    async fn publishing_twice_writes_once() {
-        let dir = std::env::temp_dir().join(format!("stampede-mail-{}", random_hex(4)));
-        let path = dir.join("1-x.eml");
-        assert!(publish(&dir, &path, "first").await.expect("first"));
-        assert!(!publish(&dir, &path, "second").await.expect("second"));
-        assert_eq!(std::fs::read_to_string(&path).expect("read"), "first");
-        assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 1, "no temporary files left");
     }
 }

@@ -11,67 +11,22 @@ use std::time::{Duration, Instant};
 use redis::AsyncCommands;
 use stampede_checkout::NotifierWorker;
 use stampede_common::{store, telemetry};
-use stampede_common::testkit::test_config;
-use stampede_inventory::{EventKeys, EventMeta, HoldId, HoldRequest, Payment, Scripts, SeatRef, SectionLayout, confirm, hold_seats, publish};
+
+#[path = "support/orders.rs"]
+#[allow(dead_code)]
+mod orders;
+use orders::{Setup, setup};
 
 #[tokio::test]
 async fn one_email_per_order_under_redelivery_and_two_workers() {
-    // This process's recorder (a process per test under nextest; the only
-    // test of this binary under cargo test), read back through render().
-    telemetry::install_metrics();
-    let config = test_config(&[stampede_auth::MIGRATIONS, stampede_catalog::MIGRATIONS, stampede_persister::MIGRATIONS].concat()).await;
-    let settings = stampede_checkout::CheckoutConfig::from_env(&config.env).expect("checkout config");
-    let db = stampede_common::db::pool(&config.database_url, 4).expect("pool");
-    let mut conn = store::connect(&config.redis_url).await.expect("redis");
-    let client = db.get().await.expect("pg");
-    let event: i64 = client
-        .query_one(
-            "INSERT INTO events (name, venue, starts_at, sale_starts_at, hold_seconds, per_user_limit, status)
-             VALUES ('Night <Show>', 'Hall', now() + interval '1 day', now(), 600, 10, 'published') RETURNING id",
-            &[],
-        )
-        .await
-        .expect("event")
-        .get(0);
-    let mut users = Vec::new();
-    for i in 0..3 {
-        let id: i64 = client
-            .query_one("INSERT INTO users (email, password_hash) VALUES ($1, 'x') RETURNING id", &[&format!("fan{i}@example.com")])
-            .await
-            .expect("user")
-            .get(0);
-        users.push(id.to_string());
-    }
-    let keys = EventKeys::new(&config.redis_prefix, event);
-    let scripts = Scripts::load();
-    let meta = EventMeta {
-        sale_ms: 0,
-        hold_ms: 600_000,
-        limit: 10,
-        waiting_room: false,
-        sections: vec![SectionLayout { id: 1, seated: Some((3, 10)), capacity: 30, price_cents: 4200 }],
-    };
-    publish(&mut conn, &scripts, &config.redis_prefix, &keys, &meta).await.expect("publish");
-    let mut orders = Vec::new();
-    for (n, user) in users.iter().enumerate() {
-        for k in 0..2u32 {
-            let hold = HoldId::generate(event).token;
-            let seat = SeatRef { section: 1, row: n as u32 + 1, number: k + 1 };
-            hold_seats(&mut conn, &scripts, &keys, &HoldRequest { user, hold: &hold, idempotency: None, queue_pass: false }, &[seat]).await.expect("hold");
-            let order = stampede_common::ids::random_hex(16);
-            let pay = Payment { order: &order, payment: "pay_x", charge: "ch_x", method: "pm_card_visa" };
-            confirm(&mut conn, &scripts, &keys, &hold, user, &pay).await.expect("confirm");
-            orders.push(HoldId { event, token: order }.public());
-        }
-    }
-
+    let Setup { config, settings, db, mut conn, keys, orders, .. } = setup(3).await;
     let shared = &config;
     let run = |settings: stampede_checkout::CheckoutConfig, db: deadpool_postgres::Pool, redis: store::Redis| async move {
         let worker = Arc::new(NotifierWorker::build(shared, &settings, db, redis));
         let (tx, rx) = tokio::sync::watch::channel(false);
         (tokio::spawn(worker.run(rx)), tx)
     };
-    let mail_dir = std::path::PathBuf::from(&settings.mail_dir);
+    let mail_dir = std::path::PathBuf::from(&settings.mail.dir);
     let count = || std::fs::read_dir(&mail_dir).map(|d| d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().ends_with(".eml")).count()).unwrap_or(0);
     let n = orders.len() as u64;
 

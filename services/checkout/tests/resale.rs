@@ -417,7 +417,7 @@ async fn resale_reaches_postgres_with_the_payout_and_both_sides_are_emailed() {
     let worker = Arc::new(stampede_checkout::NotifierWorker::build(&app.config, &settings, app.db.clone(), app.redis.clone()));
     let (stop, rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(worker.run(rx));
-    let dir = std::path::PathBuf::from(&settings.mail_dir);
+    let dir = std::path::PathBuf::from(&settings.mail.dir);
     let want: Vec<String> = ["v2-from", "v2-to"].iter().map(|s| format!("resale-{sold}-{s}.eml")).collect();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !want.iter().all(|w| dir.join(w).exists()) && Instant::now() < deadline {

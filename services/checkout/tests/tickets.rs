@@ -527,7 +527,7 @@ async fn transfers_reach_postgres_with_their_audit_row_and_both_sides_are_emaile
     let worker = Arc::new(stampede_checkout::NotifierWorker::build(&app.config, &settings, app.db.clone(), app.redis.clone()));
     let (stop, rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(worker.run(rx));
-    let dir = std::path::PathBuf::from(&settings.mail_dir);
+    let dir = std::path::PathBuf::from(&settings.mail.dir);
     let transfers = || {
         let mut names: Vec<String> = std::fs::read_dir(&dir)
             .map(|d| d.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("transfer-")).collect())

@@ -52,6 +52,10 @@ pub struct Claims {
     pub role: Role,
     pub iat: i64,
     pub exp: i64,
+    /// The sign-in (refresh-token family) the token was issued for, so a
+    /// password change can keep this session and end the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 /// Who is calling.
@@ -59,6 +63,8 @@ pub struct Claims {
 pub struct Principal {
     pub user_id: String,
     pub role: Role,
+    /// The sign-in it came from (`Claims::sid`), when the token names one.
+    pub session: Option<String>,
 }
 
 impl Principal {
@@ -124,7 +130,14 @@ impl Tokens {
     /// A signed access token for `user_id`, valid for the configured TTL.
     pub fn issue(&self, user_id: &str, role: Role) -> Result<String, Problem> {
         let now = now_ms() / 1000;
-        let claims = Claims { sub: user_id.to_owned(), role, iat: now, exp: now + self.ttl_seconds };
+        let claims = Claims { sub: user_id.to_owned(), role, iat: now, exp: now + self.ttl_seconds, sid: None };
+        self.sign(&claims)
+    }
+
+    /// An access token for `user_id` in the sign-in `session` (its refresh-token family).
+    pub fn issue_for_session(&self, user_id: &str, role: Role, session: &str) -> Result<String, Problem> {
+        let now = now_ms() / 1000;
+        let claims = Claims { sub: user_id.to_owned(), role, iat: now, exp: now + self.ttl_seconds, sid: Some(session.to_owned()) };
         self.sign(&claims)
     }
 
@@ -173,7 +186,7 @@ impl Tokens {
                 _ => Problem::unauthorized("invalid access token"),
             }
         })?;
-        Ok((Principal { user_id: data.claims.sub, role: data.claims.role }, data.claims.exp))
+        Ok((Principal { user_id: data.claims.sub, role: data.claims.role, session: data.claims.sid }, data.claims.exp))
     }
 
     /// The caller named by the `Authorization: Bearer` header, or by the
@@ -225,7 +238,7 @@ mod tests {
     fn issues_and_verifies() {
         let t = Tokens::new(&keys("k1", "0123456789abcdef0123456789abcdef"), 60);
         let tok = t.issue("u1", Role::Admin).expect("signs");
-        assert_eq!(t.verify(&tok).expect("valid"), Principal { user_id: "u1".into(), role: Role::Admin });
+        assert_eq!(t.verify(&tok).expect("valid"), Principal { user_id: "u1".into(), role: Role::Admin, session: None });
     }
 
     #[test]
@@ -251,7 +264,7 @@ mod tests {
         tampered[at] = if tampered[at] == b'x' { b'y' } else { b'x' };
         assert!(t.verify(&String::from_utf8(tampered).expect("utf8")).is_err());
         // Expired.
-        let old = t.sign(&Claims { sub: "u1".into(), role: Role::Customer, iat: now - 120, exp: now - 60 }).expect("signs");
+        let old = t.sign(&Claims { sub: "u1".into(), role: Role::Customer, iat: now - 120, exp: now - 60, sid: None }).expect("signs");
         assert_eq!(t.verify(&old).expect_err("expired").detail, "access token expired");
         // Another key with the same kid.
         let other = Tokens::new(&keys("k1", "ffffffffffffffffffffffffffffffff"), 60);

@@ -232,6 +232,7 @@ fn only_hs256_is_accepted() {
         role: Role::Admin,
         iat: now,
         exp: now + 60,
+        sid: None,
     };
     let payload = b64(&serde_json::to_vec(&claims).expect("json"));
     for alg in [

@@ -1,4 +1,7 @@
-//! Handlers for `/api/auth/*`.
+//! Handlers for `/api/auth/*`: sign-up, sign-in and sessions here; the
+//! account e-mails and password changes in [`account`].
+
+mod account;
 
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
@@ -12,18 +15,29 @@ use crate::AuthService;
 use crate::refresh::{self, Rotation};
 
 pub(crate) async fn route(svc: &AuthService, req: Request<Incoming>) -> Routed {
-    let Some((seg, n)) = http::segments::<4>(req.uri().path()) else { return http::not_found() };
-    if n != 3 || seg[0] != "api" || seg[1] != "auth" {
+    let Some((seg, n)) = http::segments::<5>(req.uri().path()) else { return http::not_found() };
+    if !(3..=4).contains(&n) || seg[0] != "api" || seg[1] != "auth" {
         return http::not_found();
     }
     let m = req.method().clone();
+    if n == 4 {
+        return match (seg[2], seg[3]) {
+            ("verify-email", "request") if m == Method::POST => ("/api/auth/verify-email/request", account::request_verification(svc, req).await),
+            ("password-reset", "request") if m == Method::POST => ("/api/auth/password-reset/request", account::request_reset(svc, req).await),
+            ("verify-email" | "password-reset", "request") => ("/api/auth/*", Err(Problem::method_not_allowed("POST"))),
+            _ => http::not_found(),
+        };
+    }
     match seg[2] {
         "signup" if m == Method::POST => ("/api/auth/signup", signup(svc, req).await),
         "signin" if m == Method::POST => ("/api/auth/signin", signin(svc, req).await),
         "refresh" if m == Method::POST => ("/api/auth/refresh", refresh(svc, req).await),
         "signout" if m == Method::POST => ("/api/auth/signout", signout(svc, req).await),
         "me" if m == Method::GET => ("/api/auth/me", me(svc, req).await),
-        "signup" | "signin" | "refresh" | "signout" => ("/api/auth/*", Err(Problem::method_not_allowed("POST"))),
+        "verify-email" if m == Method::POST => ("/api/auth/verify-email", account::verify(svc, req).await),
+        "password-reset" if m == Method::POST => ("/api/auth/password-reset", account::reset(svc, req).await),
+        "password" if m == Method::POST => ("/api/auth/password", account::change_password(svc, req).await),
+        "signup" | "signin" | "refresh" | "signout" | "verify-email" | "password-reset" | "password" => ("/api/auth/*", Err(Problem::method_not_allowed("POST"))),
         "me" => ("/api/auth/me", Err(Problem::method_not_allowed("GET"))),
         _ => http::not_found(),
     }
@@ -74,14 +88,19 @@ pub(crate) fn check_password(password: &str) -> Result<(), Problem> {
     Ok(())
 }
 
-async fn session(svc: &AuthService, status: StatusCode, id: i64, email: &str, role: Role) -> Result<Resp, Problem> {
+/// A user as the API shows it.
+pub(crate) fn user_json(id: i64, email: &str, role: &str, email_verified: bool) -> serde_json::Value {
+    json!({"id": id.to_string(), "email": email, "role": role, "email_verified": email_verified})
+}
+
+async fn session(svc: &AuthService, status: StatusCode, id: i64, email: &str, role: Role, verified: bool) -> Result<Resp, Problem> {
     let user_id = id.to_string();
-    let access = svc.tokens.issue(&user_id, role)?;
-    let refresh_token = refresh::issue(&svc.db, id, svc.refresh_ttl_seconds).await?;
+    let (refresh_token, family) = refresh::issue(&svc.db, id, svc.refresh_ttl_seconds).await?;
+    let access = svc.tokens.issue_for_session(&user_id, role, &family)?;
     Ok(http::json(
         status,
         &json!({
-            "user": {"id": user_id, "email": email, "role": role.as_str()},
+            "user": user_json(id, email, role.as_str(), verified),
             "access_token": access,
             "refresh_token": refresh_token,
             "token_type": "Bearer",
@@ -107,7 +126,7 @@ async fn signup(svc: &AuthService, req: Request<Incoming>) -> Result<Resp, Probl
         return Err(Problem::conflict("email_taken", "an account with this email already exists"));
     };
     metrics::counter!("auth_signups_total").increment(1);
-    session(svc, StatusCode::CREATED, row.get(0), &email, Role::Customer).await
+    session(svc, StatusCode::CREATED, row.get(0), &email, Role::Customer, false).await
 }
 
 async fn signin(svc: &AuthService, req: Request<Incoming>) -> Result<Resp, Problem> {
@@ -122,7 +141,9 @@ async fn signin(svc: &AuthService, req: Request<Incoming>) -> Result<Resp, Probl
         return Err(invalid());
     }
     let client = svc.db.get().await?;
-    let row = client.query_opt("SELECT id, password_hash, role FROM users WHERE email = $1", &[&email]).await?;
+    let row = client
+        .query_opt("SELECT id, password_hash, role, email_verified_at IS NOT NULL FROM users WHERE email = $1", &[&email])
+        .await?;
     drop(client);
     let hash = row.as_ref().map(|r| r.get::<_, String>(1));
     if !svc.passwords.verify(&body.password, hash).await {
@@ -132,7 +153,7 @@ async fn signin(svc: &AuthService, req: Request<Incoming>) -> Result<Resp, Probl
     let row = row.ok_or_else(invalid)?;
     let role = Role::parse(row.get(2)).unwrap_or(Role::Customer);
     metrics::counter!("auth_signins_total", "outcome" => "ok").increment(1);
-    session(svc, StatusCode::OK, row.get(0), &email, role).await
+    session(svc, StatusCode::OK, row.get(0), &email, role, row.get(3)).await
 }
 
 async fn refresh(svc: &AuthService, req: Request<Incoming>) -> Result<Resp, Problem> {
@@ -147,9 +168,9 @@ async fn refresh(svc: &AuthService, req: Request<Incoming>) -> Result<Resp, Prob
             "token_reused",
             "this refresh token was already used; every session it belongs to is now signed out",
         )),
-        Rotation::Rotated { user_id, token } => {
+        Rotation::Rotated { user_id, token, family } => {
             let client = svc.db.get().await?;
-            let row = client.query_opt("SELECT email, role FROM users WHERE id = $1", &[&user_id]).await?;
+            let row = client.query_opt("SELECT email, role, email_verified_at IS NOT NULL FROM users WHERE id = $1", &[&user_id]).await?;
             let Some(row) = row else { return Err(Problem::unauthorized("invalid refresh token")) };
             let role = Role::parse(row.get(1)).unwrap_or(Role::Customer);
             let id = user_id.to_string();
@@ -157,8 +178,8 @@ async fn refresh(svc: &AuthService, req: Request<Incoming>) -> Result<Resp, Prob
             Ok(http::json(
                 StatusCode::OK,
                 &json!({
-                    "user": {"id": id, "email": email, "role": role.as_str()},
-                    "access_token": svc.tokens.issue(&id, role)?,
+                    "user": user_json(user_id, &email, role.as_str(), row.get(2)),
+                    "access_token": svc.tokens.issue_for_session(&id, role, &family)?,
                     "refresh_token": token,
                     "token_type": "Bearer",
                     "expires_in": svc.tokens.ttl_seconds(),
@@ -180,12 +201,9 @@ async fn me(svc: &AuthService, req: Request<Incoming>) -> Result<Resp, Problem> 
     let who = svc.tokens.authenticate(req.headers())?;
     let id: i64 = who.user_id.parse().map_err(|_| Problem::unauthorized("invalid access token"))?;
     let client = svc.db.get().await?;
-    let row = client.query_opt("SELECT email, role FROM users WHERE id = $1", &[&id]).await?;
+    let row = client.query_opt("SELECT email, role, email_verified_at IS NOT NULL FROM users WHERE id = $1", &[&id]).await?;
     let Some(row) = row else { return Err(Problem::unauthorized("this account no longer exists")) };
-    Ok(http::json(
-        StatusCode::OK,
-        &json!({"id": who.user_id, "email": row.get::<_, String>(0), "role": row.get::<_, String>(1)}),
-    ))
+    Ok(http::json(StatusCode::OK, &user_json(id, row.get(0), row.get(1), row.get(2))))
 }
 
 #[cfg(test)]
