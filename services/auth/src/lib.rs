@@ -111,13 +111,22 @@ pub async fn create_admin(db: &Pool, passwords: &Passwords, email: &str, passwor
 }
 
 /// Gives an existing user a role (`stampede admin set-role`); the user's
-/// next access token carries it. Returns the user's id.
+/// next access token carries it. Audited with no actor (the command line).
+/// Returns the user's id.
 pub async fn set_role(db: &Pool, email: &str, role: Role) -> anyhow::Result<String> {
     let email = routes::normalize_email(email).map_err(|p| anyhow::anyhow!(p.detail))?;
-    let client = db.get().await?;
-    let row = client.query_opt("UPDATE users SET role = $2 WHERE email = $1 RETURNING id", &[&email, &role.as_str()]).await?;
+    let mut client = db.get().await?;
+    let tx = client.transaction().await?;
+    let row = tx.query_opt("SELECT id, role FROM users WHERE email = $1 FOR UPDATE", &[&email]).await?;
     let row = row.ok_or_else(|| anyhow::anyhow!("no user with the e-mail {email}"))?;
-    Ok(row.get::<_, i64>(0).to_string())
+    let (id, before): (i64, String) = (row.get(0), row.get(1));
+    tx.execute("UPDATE users SET role = $2 WHERE id = $1", &[&id, &role.as_str()]).await?;
+    let target = format!("user:{id}");
+    let details = serde_json::json!({ "before": { "role": before }, "after": { "role": role.as_str() }, "via": "cli" });
+    let entry = stampede_common::audit::Entry { actor: None, action: "user.role", target: &target, event: None, details };
+    stampede_common::audit::record(&tx, &entry).await?;
+    tx.commit().await?;
+    Ok(id.to_string())
 }
 
 /// Inserts `count` customers `<prefix><n>@<domain>` sharing one password,

@@ -12,6 +12,8 @@ use stampede_common::token::{Claims, Role, Tokens};
 
 #[path = "api/accounts.rs"]
 mod accounts;
+#[path = "api/admin.rs"]
+mod admin;
 
 struct App {
     addr: SocketAddr,
@@ -26,7 +28,7 @@ async fn app() -> App {
 
 /// The auth service with its settings changed by `adjust` (an SMTP relay…).
 async fn app_with(adjust: impl FnOnce(&mut AuthConfig)) -> App {
-    let config = test_config(stampede_auth::MIGRATIONS).await;
+    let config = test_config(&[stampede_auth::MIGRATIONS, stampede_catalog::MIGRATIONS].concat()).await;
     let mut auth = AuthConfig::from_env(&config.env).expect("auth config");
     adjust(&mut auth);
     let db = stampede_common::db::pool(&config.database_url, 4).expect("pool");

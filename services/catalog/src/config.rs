@@ -4,9 +4,13 @@
 use stampede_common::config::{ConfigError, Env};
 use stampede_common::db::Migration;
 
-/// The catalog's tables (events, sections).
-pub const MIGRATIONS: &[Migration] =
-    &[Migration { version: 2, name: "catalog", sql: include_str!("../migrations/0002_catalog.sql") }];
+/// The catalog's tables (events, sections) and the audit log, which the
+/// catalog writes most of. Migration 9 also widens auth's role check, so a
+/// database needs auth's migrations too (`stampede::migrations()` has all).
+pub const MIGRATIONS: &[Migration] = &[
+    Migration { version: 2, name: "catalog", sql: include_str!("../migrations/0002_catalog.sql") },
+    Migration { version: 9, name: "organisers_audit", sql: include_str!("../migrations/0009_organisers_audit.sql") },
+];
 
 /// What only the catalog reads.
 #[derive(Clone, Debug)]

@@ -42,6 +42,9 @@ pub(crate) struct EventDoc {
     pub published_us: Option<i64>,
     pub terms: Terms,
     pub sections: Vec<Section>,
+    /// The user that created it (an organiser, or an admin); `None` for
+    /// events created before owners were recorded.
+    pub owner: Option<i64>,
 }
 
 impl EventDoc {
@@ -73,7 +76,7 @@ pub(crate) struct Page {
     pub next: Option<Cursor>,
 }
 
-const EVENT_COLUMNS: &str = "id, name, venue, starts_at, sale_starts_at, hold_seconds, per_user_limit, waiting_room, status, version, published_at";
+const EVENT_COLUMNS: &str = "id, name, venue, starts_at, sale_starts_at, hold_seconds, per_user_limit, waiting_room, status, version, published_at, owner_id";
 const SECTION_COLUMNS: &str = "event_id, id, name, price_cents, general_admission, rows, seats_per_row, capacity";
 
 /// The event `id` with its sections, or `None`. `lock` takes the row lock
@@ -129,12 +132,12 @@ pub(crate) async fn page(c: &impl GenericClient, after: Option<Cursor>, limit: i
     Ok(Page { events: docs.into_iter().map(Arc::new).collect(), next })
 }
 
-/// Inserts a draft with its sections; returns its id.
-pub(crate) async fn insert(tx: &Transaction<'_>, t: &Terms, sections: &[SectionSpec]) -> Result<i64, Error> {
+/// Inserts a draft owned by `owner` with its sections; returns its id.
+pub(crate) async fn insert(tx: &Transaction<'_>, t: &Terms, sections: &[SectionSpec], owner: i64) -> Result<i64, Error> {
     let row = tx
         .query_one(
-            "INSERT INTO events (name, venue, starts_at, sale_starts_at, hold_seconds, per_user_limit, waiting_room)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            "INSERT INTO events (name, venue, starts_at, sale_starts_at, hold_seconds, per_user_limit, waiting_room, owner_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
             &[
                 &t.name,
                 &t.venue,
@@ -143,6 +146,7 @@ pub(crate) async fn insert(tx: &Transaction<'_>, t: &Terms, sections: &[SectionS
                 &t.hold_seconds,
                 &t.per_user_limit,
                 &t.waiting_room,
+                &owner,
             ],
         )
         .await?;
@@ -245,6 +249,7 @@ fn event_row(row: &Row) -> Result<EventDoc, Error> {
         version: row.try_get(9)?,
         published_us: row.try_get::<_, Option<SystemTime>>(10)?.map(us),
         sections: Vec::new(),
+        owner: row.try_get(11)?,
     })
 }
 

@@ -24,7 +24,12 @@ struct App {
     customer: String,
     /// Seat maps the service has built.
     builds: SeatMapBuilds,
+    tokens: Arc<Tokens>,
+    db: deadpool_postgres::Pool,
 }
+
+#[path = "api/organisers.rs"]
+mod organisers;
 
 async fn app() -> App {
     app_with(|_| {}).await
@@ -32,19 +37,19 @@ async fn app() -> App {
 
 /// An app whose configuration `tune` changes first.
 async fn app_with(tune: impl FnOnce(&mut CatalogConfig)) -> App {
-    let config = test_config(stampede_catalog::MIGRATIONS).await;
+    let config = test_config(&[stampede_auth::MIGRATIONS, stampede_catalog::MIGRATIONS].concat()).await;
     let mut catalog = CatalogConfig::from_env(&config.env).expect("catalog config");
     tune(&mut catalog);
     let db = stampede_common::db::pool(&config.database_url, 4).expect("pool");
     let redis = stampede_common::store::connect(&config.redis_url).await.expect("redis");
     let tokens = Arc::new(Tokens::new(&config.jwt, config.access_token_seconds));
-    let svc = CatalogService::build(&config, &catalog, db, redis.clone(), tokens.clone());
+    let svc = CatalogService::build(&config, &catalog, db.clone(), redis.clone(), tokens.clone());
     let builds = svc.seat_map_builds();
     let addr = spawn(svc).await;
     let now = now_ms() / 1000;
     let admin = tokens.sign(&Claims { sub: "1".into(), role: Role::Admin, iat: now, exp: now + 3600, sid: None }).expect("sign");
     let customer = tokens.issue("2", Role::Customer).expect("sign");
-    App { addr, prefix: config.redis_prefix.clone(), redis, admin, customer, builds }
+    App { addr, prefix: config.redis_prefix.clone(), redis, admin, customer, builds, tokens, db }
 }
 
 /// A seated section of 10 × 20 and a general-admission floor of 5000.

@@ -19,7 +19,7 @@ const SEATS_PER_ROW: i64 = 200;
 
 #[tokio::test]
 async fn a_100k_seat_event_publishes_fast_and_small() {
-    let config = test_config(stampede_catalog::MIGRATIONS).await;
+    let config = test_config(&[stampede_auth::MIGRATIONS, stampede_catalog::MIGRATIONS].concat()).await;
     let catalog = stampede_catalog::CatalogConfig::from_env(&config.env).expect("catalog config");
     let db = stampede_common::db::pool(&config.database_url, 4).expect("pool");
     let redis = stampede_common::store::connect(&config.redis_url).await.expect("redis");

@@ -216,6 +216,48 @@ async fn only_gates_and_admins_check_in_and_only_codes_of_their_event() {
     assert_eq!(app.gate(&code_one).await.status, StatusCode::OK);
 }
 
+#[tokio::test]
+async fn an_organiser_checks_in_at_its_own_events_only_and_gates_still_do() {
+    let app = App::new().await;
+    // Event 1 is organiser 700's, event 2 organiser 701's (owners are read
+    // from Postgres: these rows stand for the catalog's).
+    let client = app.db.get().await.expect("db");
+    for (event, owner) in [(1i64, 700i64), (2, 701)] {
+        client
+            .execute(
+                "INSERT INTO events (id, name, venue, starts_at, sale_starts_at, hold_seconds, per_user_limit, status, owner_id)
+                 OVERRIDING SYSTEM VALUE
+                 VALUES ($1, 'Gig', 'Hall', now() + interval '1 day', now() - interval '2 days', 60, 10, 'published', $2)",
+                &[&event, &owner],
+            )
+            .await
+            .expect("event");
+    }
+    app.buy(1, 1, json!({"seats": ["31:3:1", "31:3:2"]})).await;
+    app.buy(2, 1, json!({"seats": ["31:3:1"]})).await;
+    let tickets = app.tickets(1).await;
+    let of = |event: &str| -> Vec<String> {
+        tickets.iter().filter(|t| t["event_id"] == event).map(|t| t["id"].as_str().expect("id").to_owned()).collect()
+    };
+    let (ones, twos) = (of("1"), of("2"));
+    let organiser = app.token_as(700, Role::Organiser);
+
+    // Its own event: admitted.
+    let code = app.code(1, &ones[0]).await;
+    let a = app.check_in(1, &organiser, &code).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", String::from_utf8_lossy(&a.body));
+    assert_eq!((a.json()["ticket"].as_str(), a.json()["status"].as_str()), (Some(ones[0].as_str()), Some("used")));
+    // Another organiser's event: 403, and the ticket stays valid.
+    let other = app.code(1, &twos[0]).await;
+    problem(&app.check_in(2, &organiser, &other).await, 403, "forbidden");
+    // An event not on sale: 404, as for a gate.
+    problem(&app.check_in(77, &organiser, &other).await, 404, "not_found");
+    // A gate still checks in anywhere, the other event's ticket included.
+    assert_eq!(app.check_in(2, &app.token_as(900, Role::Gate), &other).await.status, StatusCode::OK);
+    let second = app.code(1, &ones[1]).await;
+    assert_eq!(app.gate(&second).await.status, StatusCode::OK);
+}
+
 impl App {
     async fn gate_body(&self, body: Value) -> Answer {
         call(self.checkout, Method::POST, "/api/events/1/check-in", Some(&self.token_as(900, Role::Gate)), Some(&body)).await

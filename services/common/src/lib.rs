@@ -11,6 +11,7 @@
 //! the other crates' dev-dependencies only) spins up isolated stores for
 //! tests, and `smtp_sink` is a real SMTP server for them.
 
+pub mod audit;
 pub mod backoff;
 pub mod clock;
 pub mod config;

@@ -23,6 +23,9 @@ pub enum Role {
     Customer,
     /// Scans tickets at an event's doors (`POST /api/events/{id}/check-in`).
     Gate,
+    /// Creates events and manages only its own (another organiser's event
+    /// answers 404); checks tickets in at its own events.
+    Organiser,
     Admin,
 }
 
@@ -31,6 +34,7 @@ impl Role {
         match self {
             Role::Customer => "customer",
             Role::Gate => "gate",
+            Role::Organiser => "organiser",
             Role::Admin => "admin",
         }
     }
@@ -39,6 +43,7 @@ impl Role {
         match s {
             "customer" => Some(Role::Customer),
             "gate" => Some(Role::Gate),
+            "organiser" => Some(Role::Organiser),
             "admin" => Some(Role::Admin),
             _ => None,
         }
@@ -72,15 +77,33 @@ impl Principal {
     pub fn require_admin(&self) -> Result<(), Problem> {
         match self.role {
             Role::Admin => Ok(()),
-            Role::Customer | Role::Gate => Err(Problem::forbidden("forbidden", "this route needs the admin role")),
+            Role::Customer | Role::Gate | Role::Organiser => {
+                Err(Problem::forbidden("forbidden", "this route needs the admin role"))
+            }
         }
     }
 
-    /// 403 unless the caller scans tickets: the gate role, or an admin.
+    /// 403 unless the caller manages events: an organiser (its own) or an
+    /// admin (all). Which events an organiser may touch is the caller's
+    /// check; another organiser's event answers 404, not 403.
+    pub fn require_organiser(&self) -> Result<(), Problem> {
+        match self.role {
+            Role::Organiser | Role::Admin => Ok(()),
+            Role::Customer | Role::Gate => {
+                Err(Problem::forbidden("forbidden", "this route needs the organiser or admin role"))
+            }
+        }
+    }
+
+    /// 403 unless the caller scans tickets at any event: the gate role, or
+    /// an admin. (An organiser scans at its own events: the check-in route
+    /// looks that up.)
     pub fn require_gate(&self) -> Result<(), Problem> {
         match self.role {
             Role::Gate | Role::Admin => Ok(()),
-            Role::Customer => Err(Problem::forbidden("forbidden", "checking tickets in needs the gate role")),
+            Role::Customer | Role::Organiser => {
+                Err(Problem::forbidden("forbidden", "checking tickets in needs the gate role"))
+            }
         }
     }
 }

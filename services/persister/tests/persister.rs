@@ -54,7 +54,7 @@ async fn fixture(event: i64) -> Fx {
 }
 
 async fn bare() -> Fx {
-    let cfg = test_config(&[stampede_catalog::MIGRATIONS, stampede_persister::MIGRATIONS].concat()).await;
+    let cfg = test_config(&[stampede_auth::MIGRATIONS, stampede_catalog::MIGRATIONS, stampede_persister::MIGRATIONS].concat()).await;
     let db = stampede_common::db::pool(&cfg.database_url, 4).expect("pool");
     let redis = store::connect(&cfg.redis_url).await.expect("redis");
     let keys = EventKeys::new(&cfg.redis_prefix, 0);

@@ -37,8 +37,10 @@ pub enum AdminCommand {
         #[arg(long)]
         password: String,
     },
-    /// Give an existing user a role: `customer`, `gate` (checks tickets in at
-    /// the doors) or `admin`. Their next access token carries it.
+    /// Give an existing user a role: `customer`, `organiser` (creates and
+    /// manages its own events), `gate` (checks tickets in at the doors) or
+    /// `admin`. Their next access token carries it; the change is audited
+    /// with no actor (the command line).
     SetRole {
         #[arg(long)]
         email: String,
@@ -113,7 +115,7 @@ async fn admin(config: Config, command: AdminCommand) -> anyhow::Result<()> {
         }
         AdminCommand::SetRole { email, role } => {
             let role = stampede_common::token::Role::parse(&role)
-                .ok_or_else(|| anyhow::anyhow!("unknown role {role:?}: customer, gate or admin"))?;
+                .ok_or_else(|| anyhow::anyhow!("unknown role {role:?}: customer, organiser, gate or admin"))?;
             let id = stampede_auth::set_role(&pool, &email, role).await?;
             println!("{email} (id {id}) is now {}", role.as_str());
         }

@@ -1,7 +1,9 @@
 //! Handlers for `/api/auth/*`: sign-up, sign-in and sessions here; the
-//! account e-mails and password changes in [`account`].
+//! account e-mails and password changes in [`account`]; `/api/admin/*`
+//! (roles, the audit log) in [`admin`].
 
 mod account;
+mod admin;
 
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
@@ -15,7 +17,10 @@ use crate::AuthService;
 use crate::refresh::{self, Rotation};
 
 pub(crate) async fn route(svc: &AuthService, req: Request<Incoming>) -> Routed {
-    let Some((seg, n)) = http::segments::<5>(req.uri().path()) else { return http::not_found() };
+    let Some((seg, n)) = http::segments::<6>(req.uri().path()) else { return http::not_found() };
+    if n >= 3 && seg[0] == "api" && seg[1] == "admin" {
+        return route_admin(svc, req).await;
+    }
     if !(3..=4).contains(&n) || seg[0] != "api" || seg[1] != "auth" {
         return http::not_found();
     }
@@ -39,6 +44,25 @@ pub(crate) async fn route(svc: &AuthService, req: Request<Incoming>) -> Routed {
         "password" if m == Method::POST => ("/api/auth/password", account::change_password(svc, req).await),
         "signup" | "signin" | "refresh" | "signout" | "verify-email" | "password-reset" | "password" => ("/api/auth/*", Err(Problem::method_not_allowed("POST"))),
         "me" => ("/api/auth/me", Err(Problem::method_not_allowed("GET"))),
+        _ => http::not_found(),
+    }
+}
+
+/// `/api/admin/*` (the caller has checked the first two segments).
+async fn route_admin(svc: &AuthService, req: Request<Incoming>) -> Routed {
+    let Some((seg, n)) = http::segments::<6>(req.uri().path()) else { return http::not_found() };
+    let m = req.method().clone();
+    match &seg[2..n] {
+        ["audit"] if m == Method::GET => ("/api/admin/audit", admin::audit_log(svc, req).await),
+        ["audit"] => ("/api/admin/audit", Err(Problem::method_not_allowed("GET"))),
+        ["users", id, "role"] => {
+            const ROUTE: &str = "/api/admin/users/{id}/role";
+            let id = admin::user_id(id);
+            match m {
+                Method::PUT => (ROUTE, admin::set_role(svc, req, id).await),
+                _ => (ROUTE, Err(Problem::method_not_allowed("PUT"))),
+            }
+        }
         _ => http::not_found(),
     }
 }

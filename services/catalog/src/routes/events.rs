@@ -6,11 +6,13 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderValue, IF_MATCH, LOCATION};
 use hyper::{Request, StatusCode};
 use serde::Serialize;
+use serde_json::json;
 use stampede_common::Problem;
+use stampede_common::audit::{self, Entry};
 use stampede_common::http::{self, Resp};
 use stampede_inventory::EventKeys;
 
-use super::{require_admin, visible};
+use super::{Manager, visible};
 use crate::CatalogService;
 use crate::cursor::Cursor;
 use crate::error::CatalogError;
@@ -62,15 +64,19 @@ pub(super) async fn list(svc: &CatalogService, req: Request<Incoming>) -> Result
     Ok(view::cached(&listing, Audience::Public, req.headers()))
 }
 
-/// `POST /api/events`: a new draft at version 1.
+/// `POST /api/events`: a new draft at version 1, owned by its creator (an
+/// organiser or an admin), audited in the same transaction.
 pub(super) async fn create(svc: &CatalogService, req: Request<Incoming>) -> Result<Resp, Problem> {
-    require_admin(svc, req.headers())?;
+    let manager = Manager::of(svc, req.headers())?;
     let body: NewEvent = http::read_json(req.into_body(), svc.max_body).await?;
     let (terms, sections) = body.validate(svc.min_hold_seconds)?;
     let mut client = svc.db.get().await?;
     let tx = client.transaction().await?;
-    let id = store::insert(&tx, &terms, &sections).await?;
+    let id = store::insert(&tx, &terms, &sections, manager.id).await?;
     let doc = store::load(&tx, id, false).await?.ok_or(CatalogError::NotFound)?;
+    let target = format!("event:{id}");
+    let details = json!({ "after": view::event(&doc, None) });
+    audit::record(&tx, &Entry { actor: Some(manager.id), action: "event.create", target: &target, event: Some(id), details }).await?;
     tx.commit().await?;
     svc.docs.invalidate(&id);
     metrics::counter!("catalog_events_created_total").increment(1);
@@ -96,14 +102,16 @@ pub(super) async fn get(svc: &CatalogService, req: Request<Incoming>, id: i64) -
 /// them unchanged is fine); the other fields still change, and the sale
 /// terms the scripts read (`sale_starts_at`, `hold_seconds`,
 /// `per_user_limit`) are written to Redis before the commit, so a Redis
-/// failure leaves both stores as they were.
+/// failure leaves both stores as they were. The audit entry (before and
+/// after) commits with the change.
 pub(super) async fn patch(svc: &CatalogService, req: Request<Incoming>, id: i64) -> Result<Resp, Problem> {
-    require_admin(svc, req.headers())?;
+    let manager = Manager::of(svc, req.headers())?;
     let expected = if_match(req.headers())?;
     let body: EventPatch = http::read_json(req.into_body(), svc.max_body).await?;
     let mut client = svc.db.get().await?;
     let tx = client.transaction().await?;
     let current = store::load(&tx, id, true).await?.ok_or(CatalogError::NotFound)?;
+    manager.check(&current)?;
     if current.version != expected {
         return Err(CatalogError::VersionMismatch { current: current.version }.into());
     }
@@ -144,6 +152,9 @@ pub(super) async fn patch(svc: &CatalogService, req: Request<Incoming>, id: i64)
         .map_err(CatalogError::from)?;
     }
     let doc = store::load(&tx, id, false).await?.ok_or(CatalogError::NotFound)?;
+    let target = format!("event:{id}");
+    let details = json!({ "before": view::event(&current, None), "after": view::event(&doc, None) });
+    audit::record(&tx, &Entry { actor: Some(manager.id), action: "event.update", target: &target, event: Some(id), details }).await?;
     tx.commit().await?;
     svc.forget(id);
     metrics::counter!("catalog_events_updated_total", "status" => doc.status.as_str()).increment(1);

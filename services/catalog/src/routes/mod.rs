@@ -1,12 +1,18 @@
-//! Routing for `/api/events/*`, and what its handlers share: path ids, the
-//! admin check, and which events a caller may see.
+//! Routing for `/api/events/*`, and what its handlers share: path ids, who
+//! manages which event, and which events a caller may see.
+//!
+//! Admins manage every event; an organiser creates events (they are its
+//! own) and manages only those: another organiser's event answers 404, as
+//! if it did not exist. Customers and gates get 403 on these routes.
 //!
 //! | path | module |
 //! |---|---|
 //! | `/api/events`, `/api/events/{id}` | [`events`] |
+//! | `/api/events/{id}/audit` | [`audit`] |
 //! | `/api/events/{id}/publish` | [`publish`] |
 //! | `/api/events/{id}/sections/{section_id}/seats` | [`seats`] |
 
+mod audit;
 mod events;
 mod publish;
 mod seats;
@@ -18,7 +24,7 @@ use hyper::header::HeaderMap;
 use hyper::{Method, Request};
 use stampede_common::Problem;
 use stampede_common::http::{self, Routed};
-use stampede_common::token::Role;
+use stampede_common::token::{Principal, Role};
 
 use crate::CatalogService;
 use crate::error::CatalogError;
@@ -44,6 +50,14 @@ pub(crate) async fn route(svc: &CatalogService, req: Request<Incoming>) -> Route
                 Method::GET => (ROUTE, events::get(svc, req, id).await),
                 Method::PATCH => (ROUTE, events::patch(svc, req, id).await),
                 _ => (ROUTE, Err(Problem::method_not_allowed("GET, PATCH"))),
+            }
+        }
+        [id, "audit"] => {
+            const ROUTE: &str = "/api/events/{id}/audit";
+            let Some(id) = parse_id(id) else { return (ROUTE, Err(CatalogError::NotFound.into())) };
+            match m {
+                Method::GET => (ROUTE, audit::audit(svc, req, id).await),
+                _ => (ROUTE, Err(Problem::method_not_allowed("GET"))),
             }
         }
         [id, "publish"] => {
@@ -77,16 +91,39 @@ fn parse_id(s: &str) -> Option<i64> {
     s.parse().ok()
 }
 
-/// 401 without a valid token, 403 for a customer.
-fn require_admin(svc: &CatalogService, headers: &HeaderMap) -> Result<(), Problem> {
-    svc.tokens.authenticate(headers)?.require_admin()
+/// A caller who manages events: 401 without a valid token, 403 unless an
+/// organiser or an admin. Its id is a user id (a number), or the token is
+/// not one this platform issued.
+struct Manager {
+    who: Principal,
+    id: i64,
+}
+
+impl Manager {
+    fn of(svc: &CatalogService, headers: &HeaderMap) -> Result<Self, Problem> {
+        let who = svc.tokens.authenticate(headers)?;
+        who.require_organiser()?;
+        let id = who.user_id.parse().map_err(|_| Problem::unauthorized("invalid access token"))?;
+        Ok(Self { who, id })
+    }
+
+    /// Whether this caller manages `doc`: an admin every event, an
+    /// organiser its own. Anyone else's answers 404, never 403, so an
+    /// organiser cannot learn which drafts exist.
+    fn check(&self, doc: &EventDoc) -> Result<(), CatalogError> {
+        match self.who.role {
+            Role::Admin => Ok(()),
+            _ if doc.owner == Some(self.id) => Ok(()),
+            _ => Err(CatalogError::NotFound),
+        }
+    }
 }
 
 /// The event as `headers`' caller may see it. Published events come from
 /// the in-process cache. A draft (or an id the cache says is missing) is
-/// visible only to an admin, who reads it fresh from Postgres; to anyone
-/// else it does not exist. A bad token on this public route is treated as
-/// no token.
+/// visible only to an admin or its organiser, who read it fresh from
+/// Postgres; to anyone else it does not exist. A bad token on this public
+/// route is treated as no token.
 async fn visible(svc: &CatalogService, id: i64, headers: &HeaderMap) -> Result<(Arc<EventDoc>, Audience), Problem> {
     let cached = svc
         .docs
@@ -100,12 +137,10 @@ async fn visible(svc: &CatalogService, id: i64, headers: &HeaderMap) -> Result<(
     {
         return Ok((doc, Audience::Public));
     }
-    let admin = svc.tokens.authenticate(headers).is_ok_and(|p| p.role == Role::Admin);
-    if !admin {
-        return Err(CatalogError::NotFound.into());
-    }
+    let Ok(manager) = Manager::of(svc, headers) else { return Err(CatalogError::NotFound.into()) };
     let client = svc.db.get().await?;
     let doc = store::load(&client, id, false).await?.ok_or(CatalogError::NotFound)?;
+    manager.check(&doc)?;
     let audience = if doc.is_published() { Audience::Public } else { Audience::Private };
     Ok((Arc::new(doc), audience))
 }

@@ -12,12 +12,14 @@ use std::time::Instant;
 
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
+use serde_json::json;
 use stampede_common::Problem;
+use stampede_common::audit::{self, Entry};
 use stampede_common::http::{self, Resp};
 use stampede_common::store::Redis;
 use stampede_inventory::{EventKeys, EventMeta};
 
-use super::require_admin;
+use super::Manager;
 use crate::CatalogService;
 use crate::error::CatalogError;
 use crate::inventory;
@@ -25,11 +27,12 @@ use crate::store::{self, EventDoc, Status};
 use crate::view;
 
 pub(super) async fn publish(svc: &CatalogService, req: Request<Incoming>, id: i64) -> Result<Resp, Problem> {
-    require_admin(svc, req.headers())?;
+    let manager = Manager::of(svc, req.headers())?;
     let started = Instant::now();
     let mut client = svc.db.get().await?;
     let tx = client.transaction().await?;
     let draft = store::load(&tx, id, true).await?.ok_or(CatalogError::NotFound)?;
+    manager.check(&draft)?;
     if draft.is_published() {
         return Err(CatalogError::AlreadyPublished.into());
     }
@@ -43,6 +46,12 @@ pub(super) async fn publish(svc: &CatalogService, req: Request<Incoming>, id: i6
         adopt(&mut conn, &keys, &meta).await?;
     }
     let (version, published_us) = store::mark_published(&tx, id).await?.ok_or(CatalogError::AlreadyPublished)?;
+    let target = format!("event:{id}");
+    let details = json!({
+        "before": { "status": "draft", "version": draft.version },
+        "after": { "status": "published", "version": version },
+    });
+    audit::record(&tx, &Entry { actor: Some(manager.id), action: "event.publish", target: &target, event: Some(id), details }).await?;
     tx.commit().await?;
     let elapsed = started.elapsed();
     svc.forget(id);
