@@ -472,20 +472,6 @@ async fn the_resale_functions_refuse_calls_out_of_shape() {
 }
 
 impl App {
-    /// Event `event` in Postgres, starting `starts` from now.
-    async fn event_starting(&self, event: i64, starts: &str) {
-        let client = self.db.get().await.expect("db");
-        client
-            .execute(
-                "INSERT INTO events (id, name, venue, starts_at, sale_starts_at, hold_seconds, per_user_limit, status)
-                 OVERRIDING SYSTEM VALUE
-                 VALUES ($1, 'Gig', 'Hall', now() + $2::text::interval, now() - interval '2 days', 60, 10, 'published')",
-                &[&event, &starts],
-            )
-            .await
-            .expect("event");
-    }
-
     async fn stream_entries_of(&self, keys: &EventKeys, kind: &str) -> Vec<redis::streams::StreamId> {
         let mut conn = self.redis.clone();
         let r: redis::streams::StreamRangeReply = conn.xrange_all(keys.stream()).await.expect("xrange");
