@@ -42,7 +42,7 @@ async fn app_with(tune: impl FnOnce(&mut CatalogConfig)) -> App {
     let builds = svc.seat_map_builds();
     let addr = spawn(svc).await;
     let now = now_ms() / 1000;
-    let admin = tokens.sign(&Claims { sub: "1".into(), role: Role::Admin, iat: now, exp: now + 3600, sid: None }).expect("sign");
+    let admin = tokens.sign(&Claims { sub: "1".into(), role: Role::Admin, iat: now, exp: now + 3600, sid: None, email_verified: false }).expect("sign");
     let customer = tokens.issue("2", Role::Customer).expect("sign");
     App { addr, prefix: config.redis_prefix.clone(), redis, admin, customer, builds }
 }

@@ -43,7 +43,7 @@ impl ReservationService {
         describe_counter!(
             "holds_total",
             Unit::Count,
-            "Hold requests by outcome: created, replayed, unavailable, limit_exceeded, not_on_sale, queue_pass_required, invalid."
+            "Hold requests by outcome: created, replayed, unavailable, limit_exceeded, not_on_sale, queue_pass_required, email_unverified, invalid."
         );
         describe_counter!("queue_joins_total", Unit::Count, "Users who joined an event's waiting room (a repeated join is not counted).");
         describe_counter!("queue_admitted_total", Unit::Count, "Waiting-room tickets found admitted, each counted once (at the status check that first saw it).");
