@@ -5,8 +5,14 @@ use stampede_common::config::{ConfigError, Env};
 use stampede_common::db::Migration;
 
 /// The catalog's tables (events, sections).
-pub const MIGRATIONS: &[Migration] =
-    &[Migration { version: 2, name: "catalog", sql: include_str!("../migrations/0002_catalog.sql") }];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration { version: 2, name: "catalog", sql: include_str!("../migrations/0002_catalog.sql") },
+    Migration {
+        version: 10,
+        name: "verified_email_required",
+        sql: include_str!("../migrations/0010_verified_email_required.sql"),
+    },
+];
 
 /// What only the catalog reads.
 #[derive(Clone, Debug)]

@@ -73,7 +73,8 @@ pub(crate) struct Page {
     pub next: Option<Cursor>,
 }
 
-const EVENT_COLUMNS: &str = "id, name, venue, starts_at, sale_starts_at, hold_seconds, per_user_limit, waiting_room, status, version, published_at";
+const EVENT_COLUMNS: &str = "id, name, venue, starts_at, sale_starts_at, hold_seconds, per_user_limit, waiting_room, status, version, published_at,
+                             verified_email_required";
 const SECTION_COLUMNS: &str = "event_id, id, name, price_cents, general_admission, rows, seats_per_row, capacity";
 
 /// The event `id` with its sections, or `None`. `lock` takes the row lock
@@ -133,8 +134,9 @@ pub(crate) async fn page(c: &impl GenericClient, after: Option<Cursor>, limit: i
 pub(crate) async fn insert(tx: &Transaction<'_>, t: &Terms, sections: &[SectionSpec]) -> Result<i64, Error> {
     let row = tx
         .query_one(
-            "INSERT INTO events (name, venue, starts_at, sale_starts_at, hold_seconds, per_user_limit, waiting_room)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            "INSERT INTO events (name, venue, starts_at, sale_starts_at, hold_seconds, per_user_limit, waiting_room,
+                                 verified_email_required)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
             &[
                 &t.name,
                 &t.venue,
@@ -143,6 +145,7 @@ pub(crate) async fn insert(tx: &Transaction<'_>, t: &Terms, sections: &[SectionS
                 &t.hold_seconds,
                 &t.per_user_limit,
                 &t.waiting_room,
+                &t.verified_email_required,
             ],
         )
         .await?;
@@ -157,7 +160,7 @@ pub(crate) async fn update(tx: &Transaction<'_>, id: i64, version: i32, t: &Term
     let row = tx
         .query_opt(
             "UPDATE events SET name = $3, venue = $4, starts_at = $5, sale_starts_at = $6, hold_seconds = $7,
-                    per_user_limit = $8, waiting_room = $9, version = version + 1
+                    per_user_limit = $8, waiting_room = $9, verified_email_required = $10, version = version + 1
              WHERE id = $1 AND version = $2 RETURNING version",
             &[
                 &id,
@@ -169,6 +172,7 @@ pub(crate) async fn update(tx: &Transaction<'_>, id: i64, version: i32, t: &Term
                 &t.hold_seconds,
                 &t.per_user_limit,
                 &t.waiting_room,
+                &t.verified_email_required,
             ],
         )
         .await?;
@@ -240,6 +244,7 @@ fn event_row(row: &Row) -> Result<EventDoc, Error> {
             hold_seconds: row.try_get(5)?,
             per_user_limit: row.try_get(6)?,
             waiting_room: row.try_get(7)?,
+            verified_email_required: row.try_get(11)?,
         },
         status: if status == "published" { Status::Published } else { Status::Draft },
         version: row.try_get(9)?,

@@ -41,6 +41,7 @@ pub fn meta() -> EventMeta {
         hold_ms: 60_000,
         limit: 10,
         waiting_room: false,
+        verified_email_required: false,
         sections: vec![
             SectionLayout { id: SEATED, seated: Some((5, 4)), capacity: 20, price_cents: 2500 },
             SectionLayout { id: GA, seated: None, capacity: 50, price_cents: 1000 },
