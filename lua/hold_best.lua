@@ -16,17 +16,17 @@
 -- `hold.created` are exactly hold.lua's.
 -- KEYS: 1 meta (the event's other keys are found from it: event_keys).
 -- ARGV: 1 user, 2 hold id, 3 idempotency key ('' for none), 4 valid queue
---       pass presented (0/1), 5 section id, 6 quantity (1 to 50), 7 adjacent
---       (0/1).
+--       pass presented (0/1), 5 the user's e-mail is verified (0/1),
+--       6 section id, 7 quantity (1 to 50), 8 adjacent (0/1).
 -- Returns {'ok', exp, amount, qty, seat…} | {'dup', hold} | {'unknown', sid}
 -- | {'no_block', available} | {'limit', used, limit} | {'not_on_sale'} |
--- {'queue_pass_required'} | {'not_found'} | {'bad', why}, or hold_ga.lua's
+-- {'email_unverified'} | {'queue_pass_required'} | {'not_found'} | {'bad', why}, or hold_ga.lua's
 -- answer for a general-admission section; an error reply for keys or
 -- arguments out of shape.
-local user, hold, idem, sid = ARGV[1], ARGV[2], ARGV[3], ARGV[5]
+local user, hold, idem, sid = ARGV[1], ARGV[2], ARGV[3], ARGV[6]
 local base = key_base(KEYS[1], 'meta')
-if not base or #KEYS ~= 1 or #ARGV ~= 7 or not is_id(user) or not is_id(hold) or not is_flag(ARGV[4])
-  or (idem ~= '' and not is_id(idem)) or not is_int(sid, 0) or not is_flag(ARGV[7]) then
+if not base or #KEYS ~= 1 or #ARGV ~= 8 or not is_id(user) or not is_id(hold) or not is_flag(ARGV[4])
+  or not is_flag(ARGV[5]) or (idem ~= '' and not is_id(idem)) or not is_int(sid, 0) or not is_flag(ARGV[8]) then
   return shape_error('hold_best')
 end
 local k = event_keys(base)
@@ -35,16 +35,17 @@ if idem_field then
   local prior = redis.call('HGET', k.idem, idem_field)
   if prior then return { 'dup', prior } end
 end
-if not is_int(ARGV[6], 1) or tonumber(ARGV[6]) > 50 then return { 'bad', 'quantity must be 1 to 50' } end
-local q, adjacent = tonumber(ARGV[6]), ARGV[7] == '1'
+if not is_int(ARGV[7], 1) or tonumber(ARGV[7]) > 50 then return { 'bad', 'quantity must be 1 to 50' } end
+local q, adjacent = tonumber(ARGV[7]), ARGV[8] == '1'
 
-local meta = redis.call('HMGET', k.meta, 'status', 'sale_ms', 'hold_ms', 'limit', 'wr', 's:' .. sid, 'tb')
+local meta = redis.call('HMGET', k.meta, 'status', 'sale_ms', 'hold_ms', 'limit', 'wr', 's:' .. sid, 'tb', 've')
 if not meta[1] then return { 'not_found' } end
 if meta[6] and string.sub(meta[6], 1, 2) == 'g,' then
-  return hold_ga(KEYS, { ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6] })
+  return hold_ga(KEYS, { ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7] })
 end
 local now = now_ms()
 if meta[1] ~= 'published' or now < tonumber(meta[2]) then return { 'not_on_sale' } end
+if meta[8] == '1' and ARGV[5] ~= '1' then return { 'email_unverified' } end
 if meta[5] == '1' and ARGV[4] ~= '1' then return { 'queue_pass_required' } end
 local kind, rows, spr, _, price = layout(meta[6])
 if kind ~= 's' then return { 'unknown', sid } end

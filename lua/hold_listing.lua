@@ -7,14 +7,15 @@
 -- the same payment route (buy_listing.lua).
 -- KEYS: 1 listings (the event's other keys are found from its base).
 -- ARGV: 1 listing token, 2 buyer, 3 new hold id, 4 idempotency key ('' for
---       none), 5 when the event starts (unix ms).
+--       none), 5 when the event starts (unix ms), 6 the buyer's e-mail is
+--       verified (0/1: an event that requires it refuses an unverified one).
 -- Returns {'ok', exp, amount, section, seat} | {'dup', hold} |
 -- {'not_found'} | {'unavailable'} (held, sold or withdrawn) | {'own'} (the
--- seller) | {'closed'}; an error reply for keys or arguments out of shape.
+-- seller) | {'closed'} | {'email_unverified'}; an error reply for keys or arguments out of shape.
 local listing, buyer, hold, idem, starts = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local base = key_base(KEYS[1], 'listings')
-if not base or #KEYS ~= 1 or #ARGV ~= 5 or not is_id(listing) or not is_id(buyer) or not is_id(hold)
-  or (idem ~= '' and not is_id(idem)) or not is_int(starts, 0) then
+if not base or #KEYS ~= 1 or #ARGV ~= 6 or not is_id(listing) or not is_id(buyer) or not is_id(hold)
+  or (idem ~= '' and not is_id(idem)) or not is_int(starts, 0) or not is_flag(ARGV[6]) then
   return shape_error('hold_listing')
 end
 local k = event_keys(base)
@@ -31,8 +32,9 @@ if now >= tonumber(starts) then return { 'closed' } end
 if l.status ~= 'open' or listing_held(l, now) then return { 'unavailable' } end
 local t = load_ticket(redis.call('HGET', base .. 'tickets', l.ticket))
 if not t or t.status ~= 'listed' or t.owner ~= l.seller then return { 'unavailable' } end
-local meta = redis.call('HMGET', k.meta, 'hold_ms', 'tb')
+local meta = redis.call('HMGET', k.meta, 'hold_ms', 'tb', 've')
 if not meta[1] then return { 'not_found' } end
+if meta[3] == '1' and ARGV[6] ~= '1' then return { 'email_unverified' } end
 local deadline = now + tonumber(meta[1])
 local exp = fmt(deadline)
 -- A general-admission ticket names its section; a seated one its seat.

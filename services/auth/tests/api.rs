@@ -113,7 +113,7 @@ async fn access_tokens_tampered_none_expired_and_foreign_are_refused() {
     // Expired.
     let now = stampede_common::clock::now_ms() / 1000;
     let id = body["user"]["id"].as_str().expect("id").to_owned();
-    let expired = app.tokens.sign(&Claims { sub: id.clone(), role: Role::Customer, iat: now - 3600, exp: now - 600, sid: None }).expect("sign");
+    let expired = app.tokens.sign(&Claims { sub: id.clone(), role: Role::Customer, iat: now - 3600, exp: now - 600, sid: None, email_verified: false }).expect("sign");
     assert_problem(&app.me(&expired).await, 401, "unauthorized");
 
     // Signed with another key.

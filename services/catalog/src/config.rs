@@ -10,6 +10,11 @@ use stampede_common::db::Migration;
 pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 2, name: "catalog", sql: include_str!("../migrations/0002_catalog.sql") },
     Migration { version: 9, name: "organisers_audit", sql: include_str!("../migrations/0009_organisers_audit.sql") },
+    Migration {
+        version: 10,
+        name: "verified_email_required",
+        sql: include_str!("../migrations/0010_verified_email_required.sql"),
+    },
 ];
 
 /// What only the catalog reads.

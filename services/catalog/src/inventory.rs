@@ -23,6 +23,7 @@ pub(crate) fn meta(doc: &EventDoc) -> EventMeta {
         hold_ms: i64::from(doc.terms.hold_seconds) * 1000,
         limit: i64::from(doc.terms.per_user_limit),
         waiting_room: doc.terms.waiting_room,
+        verified_email_required: doc.terms.verified_email_required,
         sections: doc
             .sections
             .iter()

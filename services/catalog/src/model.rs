@@ -33,6 +33,8 @@ pub(crate) struct Terms {
     pub hold_seconds: i32,
     pub per_user_limit: i32,
     pub waiting_room: bool,
+    /// Holds need an account with a verified e-mail (403 `email_unverified`).
+    pub verified_email_required: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,6 +89,8 @@ pub(crate) struct NewEvent {
     per_user_limit: Option<i64>,
     #[serde(default, deserialize_with = "present")]
     waiting_room: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    verified_email_required: Option<bool>,
     sections: Vec<SectionInput>,
 }
 
@@ -110,6 +114,8 @@ pub(crate) struct EventPatch {
     #[serde(default, deserialize_with = "present")]
     waiting_room: Option<bool>,
     #[serde(default, deserialize_with = "present")]
+    verified_email_required: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
     sections: Option<Vec<SectionInput>>,
 }
 
@@ -128,6 +134,7 @@ impl NewEvent {
             hold_seconds: hold_seconds(self.hold_seconds.unwrap_or(default_hold(min_hold_seconds)), min_hold_seconds)?,
             per_user_limit: per_user_limit(self.per_user_limit.unwrap_or(DEFAULT_PER_USER_LIMIT))?,
             waiting_room: self.waiting_room.unwrap_or(false),
+            verified_email_required: self.verified_email_required.unwrap_or(false),
         };
         check_window(&terms)?;
         Ok((terms, sections(self.sections)?))
@@ -164,6 +171,9 @@ impl EventPatch {
         }
         if let Some(v) = self.waiting_room {
             t.waiting_room = v;
+        }
+        if let Some(v) = self.verified_email_required {
+            t.verified_email_required = v;
         }
         check_window(&t)?;
         Ok((t, self.sections))
@@ -315,6 +325,7 @@ mod tests {
         let e: NewEvent = serde_json::from_value(base()).expect("parses");
         let (t, s) = e.validate(30).expect("valid");
         assert_eq!((t.name.as_str(), t.hold_seconds, t.per_user_limit, t.waiting_room), ("Gig", 600, 4, false));
+        assert!(!t.verified_email_required, "not required unless asked");
         assert_eq!(s[0].layout, Layout::Seated { rows: 2, seats_per_row: 3 });
         let e: NewEvent = serde_json::from_value(base()).expect("parses");
         assert_eq!(e.validate(900).expect("valid").0.hold_seconds, 900, "the default respects the minimum");

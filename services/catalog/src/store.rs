@@ -76,7 +76,8 @@ pub(crate) struct Page {
     pub next: Option<Cursor>,
 }
 
-const EVENT_COLUMNS: &str = "id, name, venue, starts_at, sale_starts_at, hold_seconds, per_user_limit, waiting_room, status, version, published_at, owner_id";
+const EVENT_COLUMNS: &str = "id, name, venue, starts_at, sale_starts_at, hold_seconds, per_user_limit, waiting_room, status, version, published_at,
+                             verified_email_required, owner_id";
 const SECTION_COLUMNS: &str = "event_id, id, name, price_cents, general_admission, rows, seats_per_row, capacity";
 
 /// The event `id` with its sections, or `None`. `lock` takes the row lock
@@ -136,8 +137,9 @@ pub(crate) async fn page(c: &impl GenericClient, after: Option<Cursor>, limit: i
 pub(crate) async fn insert(tx: &Transaction<'_>, t: &Terms, sections: &[SectionSpec], owner: i64) -> Result<i64, Error> {
     let row = tx
         .query_one(
-            "INSERT INTO events (name, venue, starts_at, sale_starts_at, hold_seconds, per_user_limit, waiting_room, owner_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            "INSERT INTO events (name, venue, starts_at, sale_starts_at, hold_seconds, per_user_limit, waiting_room,
+                                 verified_email_required, owner_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
             &[
                 &t.name,
                 &t.venue,
@@ -146,6 +148,7 @@ pub(crate) async fn insert(tx: &Transaction<'_>, t: &Terms, sections: &[SectionS
                 &t.hold_seconds,
                 &t.per_user_limit,
                 &t.waiting_room,
+                &t.verified_email_required,
                 &owner,
             ],
         )
@@ -161,7 +164,7 @@ pub(crate) async fn update(tx: &Transaction<'_>, id: i64, version: i32, t: &Term
     let row = tx
         .query_opt(
             "UPDATE events SET name = $3, venue = $4, starts_at = $5, sale_starts_at = $6, hold_seconds = $7,
-                    per_user_limit = $8, waiting_room = $9, version = version + 1
+                    per_user_limit = $8, waiting_room = $9, verified_email_required = $10, version = version + 1
              WHERE id = $1 AND version = $2 RETURNING version",
             &[
                 &id,
@@ -173,6 +176,7 @@ pub(crate) async fn update(tx: &Transaction<'_>, id: i64, version: i32, t: &Term
                 &t.hold_seconds,
                 &t.per_user_limit,
                 &t.waiting_room,
+                &t.verified_email_required,
             ],
         )
         .await?;
@@ -244,12 +248,13 @@ fn event_row(row: &Row) -> Result<EventDoc, Error> {
             hold_seconds: row.try_get(5)?,
             per_user_limit: row.try_get(6)?,
             waiting_room: row.try_get(7)?,
+            verified_email_required: row.try_get(11)?,
         },
         status: if status == "published" { Status::Published } else { Status::Draft },
         version: row.try_get(9)?,
         published_us: row.try_get::<_, Option<SystemTime>>(10)?.map(us),
         sections: Vec::new(),
-        owner: row.try_get(11)?,
+        owner: row.try_get(12)?,
     })
 }
 

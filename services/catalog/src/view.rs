@@ -28,6 +28,7 @@ pub(crate) struct EventView<'a> {
     hold_seconds: i32,
     per_user_limit: i32,
     waiting_room: bool,
+    verified_email_required: bool,
     status: &'static str,
     version: i32,
     sections: Vec<SectionView<'a>>,
@@ -67,6 +68,7 @@ pub(crate) fn event<'a>(doc: &'a EventDoc, counts: Option<&Counts>) -> EventView
         hold_seconds: t.hold_seconds,
         per_user_limit: t.per_user_limit,
         waiting_room: t.waiting_room,
+        verified_email_required: t.verified_email_required,
         status: doc.status.as_str(),
         version: doc.version,
         sections: doc

@@ -47,7 +47,7 @@ async fn app_with(tune: impl FnOnce(&mut CatalogConfig)) -> App {
     let builds = svc.seat_map_builds();
     let addr = spawn(svc).await;
     let now = now_ms() / 1000;
-    let admin = tokens.sign(&Claims { sub: "1".into(), role: Role::Admin, iat: now, exp: now + 3600, sid: None }).expect("sign");
+    let admin = tokens.sign(&Claims { sub: "1".into(), role: Role::Admin, iat: now, exp: now + 3600, sid: None, email_verified: false }).expect("sign");
     let customer = tokens.issue("2", Role::Customer).expect("sign");
     App { addr, prefix: config.redis_prefix.clone(), redis, admin, customer, builds, tokens, db }
 }
@@ -200,6 +200,38 @@ async fn create_patch_publish_happy_path() {
     // This process's cache follows its own patch at once.
     let again = app.get(&format!("/api/events/{id}"), None).await;
     assert_eq!((again.json()["name"].as_str(), again.json()["version"].as_i64()), (Some("Renamed"), Some(5)));
+}
+
+/// `verified_email_required`: false unless asked, stored, published into
+/// the event's Redis meta (`ve`, which the hold functions read), and still
+/// changeable after publishing (written to Redis before the commit).
+#[tokio::test]
+async fn verified_email_required_is_stored_published_and_changeable() {
+    let app = app().await;
+    let plain = app.published(&event_body()).await;
+    assert_eq!(plain["verified_email_required"], false);
+    let mut conn = app.conn();
+    let meta = stampede_inventory::read_meta(&mut conn, &app.keys(&id_of(&plain))).await.expect("redis").expect("published");
+    assert!(!meta.verified_email_required);
+
+    let mut body = event_body();
+    body["verified_email_required"] = json!(true);
+    let draft = app.create_ok(&body).await;
+    assert_eq!(draft["verified_email_required"], true);
+    let id = id_of(&draft);
+    let ev = app.publish(&id).await.json();
+    assert_eq!(ev["verified_email_required"], true);
+    let meta = stampede_inventory::read_meta(&mut conn, &app.keys(&id)).await.expect("redis").expect("published");
+    assert!(meta.verified_email_required);
+
+    // Lifted after publishing: Postgres and Redis alike.
+    let version = ev["version"].as_i64().expect("version").to_string();
+    let p = app.patch(&id, Some(&version), &json!({"verified_email_required": false})).await;
+    assert_eq!(p.status, StatusCode::OK, "{}", String::from_utf8_lossy(&p.body));
+    assert_eq!(p.json()["verified_email_required"], false);
+    let meta = stampede_inventory::read_meta(&mut conn, &app.keys(&id)).await.expect("redis").expect("published");
+    assert!(!meta.verified_email_required);
+    assert_eq!(app.get(&format!("/api/events/{id}"), None).await.json()["verified_email_required"], false);
 }
 
 #[tokio::test]
@@ -379,6 +411,8 @@ async fn validation_names_the_field() {
     assert_problem(&app.create(&with(&["sections", "0", "price_cents"], json!(1.5))).await, 400, "invalid_body");
     assert_problem(&app.create(&with(&["sections"], json!({"name": "x"}))).await, 400, "invalid_body");
     assert_problem(&app.create(&with(&["waiting_room"], json!("yes"))).await, 400, "invalid_body");
+    assert_problem(&app.create(&with(&["verified_email_required"], json!("yes"))).await, 400, "invalid_body");
+    assert_problem(&app.create(&with(&["verified_email_required"], Value::Null)).await, 400, "invalid_body");
     assert_problem(&app.create(&with(&["name"], Value::Null)).await, 400, "invalid_body");
     let auth = format!("Bearer {}", app.admin);
     let broken =

@@ -59,6 +59,16 @@ const CLOCK_MARGIN_MS: i64 = 1_000;
 /// (finished and persisted) is looked up in Postgres.
 const LOOKBACK_MS: i64 = 12 * 3600 * 1000;
 
+/// The `(verdict, reason)` label pairs of `charges_reconciled_total`.
+const VERDICT_SERIES: [(&str, &str); 6] = [
+    ("kept", "order"),
+    ("waiting", "hold_live"),
+    ("refunded", "stranded_hold_expired"),
+    ("refunded", "stranded_already_paid"),
+    ("unknown", "unaccounted"),
+    ("failed", "error"),
+];
+
 /// What became of one charge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -102,10 +112,18 @@ impl<G: PaymentGateway> ChargeReconciler<G> {
         describe_counter!(
             "charges_reconciled_total",
             Unit::Count,
-            "Charges the reconciler refunded (verdict=refunded, by reason) or could not settle this time (verdict=failed)."
+            "Verdicts of the charge reconciler, one per charge per pass that looked at it: kept, waiting (its hold still live), \
+             refunded (by reason), unknown (left for an operator), failed (tried again next pass)."
         );
+        // Every verdict at zero from the start, so the dashboard's panel has
+        // its series before the first stranded charge.
+        for (verdict, reason) in VERDICT_SERIES {
+            counter!("charges_reconciled_total", "verdict" => verdict, "reason" => reason).increment(0);
+        }
+        counter!("charge_reconcile_passes_total").increment(0);
         describe_counter!("charge_reconcile_passes_total", Unit::Count, "Passes of the charge reconciler over the provider's charges.");
         describe_gauge!("charges_awaiting_hold", Unit::Count, "Charges older than the grace whose hold is still live, at the last pass.");
+        gauge!("charges_awaiting_hold").set(0.0);
         Self {
             db,
             redis,
@@ -156,9 +174,13 @@ impl<G: PaymentGateway> ChargeReconciler<G> {
                 }
             };
             match verdict {
-                Verdict::Kept => pass.kept += 1,
+                Verdict::Kept => {
+                    pass.kept += 1;
+                    counter!("charges_reconciled_total", "verdict" => "kept", "reason" => "order").increment(1);
+                }
                 Verdict::Waiting => {
                     pass.waiting += 1;
+                    counter!("charges_reconciled_total", "verdict" => "waiting", "reason" => "hold_live").increment(1);
                     open = open.min(charge.created_ms);
                 }
                 Verdict::Refunded(reason) => {

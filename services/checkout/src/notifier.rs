@@ -63,6 +63,7 @@ struct EventInfo {
 impl NotifierWorker {
     pub fn build(config: &Config, checkout: &CheckoutConfig, db: Pool, redis: Redis) -> Self {
         describe_counter!("emails_duplicate_total", Unit::Count, "Redelivered entries whose e-mail had already been sent (not sent again).");
+        counter!("emails_duplicate_total").increment(0);
         let mut options = checkout.reader.clone();
         options.batch = options.batch.min(100);
         Self {

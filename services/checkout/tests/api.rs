@@ -55,6 +55,7 @@ impl App {
             hold_ms,
             limit,
             waiting_room: false,
+            verified_email_required: false,
             sections: vec![
                 SectionLayout { id: SEATED, seated: Some((5, 4)), capacity: 20, price_cents: 2500 },
                 SectionLayout { id: GA, seated: None, capacity: 50, price_cents: 1000 },

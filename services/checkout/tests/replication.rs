@@ -100,6 +100,7 @@ impl App {
             hold_ms: 60_000,
             limit: 10,
             waiting_room: false,
+            verified_email_required: false,
             sections: vec![SectionLayout { id: 7, seated: Some((5, 4)), capacity: 20, price_cents: 900 }],
         };
         publish(&mut redis.clone(), &Scripts::load(), &config.redis_prefix, &keys, &meta).await.expect("publish");

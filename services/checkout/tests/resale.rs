@@ -472,20 +472,6 @@ async fn the_resale_functions_refuse_calls_out_of_shape() {
 }
 
 impl App {
-    /// Event `event` in Postgres, starting `starts` from now.
-    async fn event_starting(&self, event: i64, starts: &str) {
-        let client = self.db.get().await.expect("db");
-        client
-            .execute(
-                "INSERT INTO events (id, name, venue, starts_at, sale_starts_at, hold_seconds, per_user_limit, status)
-                 OVERRIDING SYSTEM VALUE
-                 VALUES ($1, 'Gig', 'Hall', now() + $2::text::interval, now() - interval '2 days', 60, 10, 'published')",
-                &[&event, &starts],
-            )
-            .await
-            .expect("event");
-    }
-
     async fn stream_entries_of(&self, keys: &EventKeys, kind: &str) -> Vec<redis::streams::StreamId> {
         let mut conn = self.redis.clone();
         let r: redis::streams::StreamRangeReply = conn.xrange_all(keys.stream()).await.expect("xrange");
@@ -497,4 +483,24 @@ impl App {
         let a = call(self.reservation, Method::POST, &format!("/api/events/{event}/holds"), Some(&self.token(1)), Some(&json!({ "seats": [seat] }))).await;
         id_of(&a).split_once('-').expect("event").1.to_owned()
     }
+}
+
+/// A listing on an event that requires a verified e-mail: an unverified
+/// buyer is refused 403 `email_unverified` and the listing stays open; a
+/// verified one holds it.
+#[tokio::test]
+async fn a_listing_on_an_event_requiring_a_verified_email_refuses_unverified_buyers() {
+    let app = App::new().await;
+    app.accounts_and_events().await;
+    app.buy(1, 1, json!({"seats": ["31:1:3"]})).await;
+    let ticket = app.ticket_ids(1).await.remove(0);
+    let lid = id_of(&app.list(1, &ticket, 2000).await);
+    let mut conn = app.redis.clone();
+    let _: () = conn.hset(app.keys.meta(), "ve", 1).await.expect("require a verified e-mail");
+
+    problem(&app.hold_listing(2, &lid).await, 403, "email_unverified");
+    assert_eq!(app.listings(1).await.len(), 1, "still offered");
+    let verified = app.tokens.issue_for_session("2", stampede_common::token::Role::Customer, "family", true).expect("token");
+    let h = call(app.checkout, Method::POST, &format!("/api/listings/{lid}/holds"), Some(&verified), None).await;
+    assert_eq!(h.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&h.body));
 }

@@ -192,6 +192,11 @@ impl Mailer {
         describe_counter!("emails_sent_total", Unit::Count, "E-mails delivered (to the SMTP relay or the mail directory).");
         describe_counter!("emails_retried_total", Unit::Count, "E-mail delivery attempts that failed and were retried.");
         describe_counter!("emails_dead_total", Unit::Count, "E-mails given up on (refused for good, or failing past the retries).");
+        // At zero from the start: the delivery panel shows a quiet relay as 0,
+        // not as no data.
+        for name in ["emails_sent_total", "emails_retried_total", "emails_dead_total"] {
+            counter!(name).increment(0);
+        }
         let transport = match &config.smtp {
             Some((host, port)) => Transport::Smtp(
                 AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.as_str())

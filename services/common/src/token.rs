@@ -61,6 +61,12 @@ pub struct Claims {
     /// password change can keep this session and end the others.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// Whether the user had verified their e-mail address when the token
+    /// was issued (OpenID Connect's claim name). Events may require it to
+    /// hold; a token from before verification says `false` until the next
+    /// refresh.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub email_verified: bool,
 }
 
 /// Who is calling.
@@ -70,6 +76,8 @@ pub struct Principal {
     pub role: Role,
     /// The sign-in it came from (`Claims::sid`), when the token names one.
     pub session: Option<String>,
+    /// `Claims::email_verified`.
+    pub email_verified: bool,
 }
 
 impl Principal {
@@ -153,14 +161,16 @@ impl Tokens {
     /// A signed access token for `user_id`, valid for the configured TTL.
     pub fn issue(&self, user_id: &str, role: Role) -> Result<String, Problem> {
         let now = now_ms() / 1000;
-        let claims = Claims { sub: user_id.to_owned(), role, iat: now, exp: now + self.ttl_seconds, sid: None };
+        let claims = Claims { sub: user_id.to_owned(), role, iat: now, exp: now + self.ttl_seconds, sid: None, email_verified: false };
         self.sign(&claims)
     }
 
-    /// An access token for `user_id` in the sign-in `session` (its refresh-token family).
-    pub fn issue_for_session(&self, user_id: &str, role: Role, session: &str) -> Result<String, Problem> {
+    /// An access token for `user_id` in the sign-in `session` (its
+    /// refresh-token family), saying whether the user's e-mail is verified.
+    pub fn issue_for_session(&self, user_id: &str, role: Role, session: &str, email_verified: bool) -> Result<String, Problem> {
         let now = now_ms() / 1000;
-        let claims = Claims { sub: user_id.to_owned(), role, iat: now, exp: now + self.ttl_seconds, sid: Some(session.to_owned()) };
+        let claims =
+            Claims { sub: user_id.to_owned(), role, iat: now, exp: now + self.ttl_seconds, sid: Some(session.to_owned()), email_verified };
         self.sign(&claims)
     }
 
@@ -209,7 +219,7 @@ impl Tokens {
                 _ => Problem::unauthorized("invalid access token"),
             }
         })?;
-        Ok((Principal { user_id: data.claims.sub, role: data.claims.role, session: data.claims.sid }, data.claims.exp))
+        Ok((Principal { user_id: data.claims.sub, role: data.claims.role, session: data.claims.sid, email_verified: data.claims.email_verified }, data.claims.exp))
     }
 
     /// The caller named by the `Authorization: Bearer` header, or by the
@@ -261,7 +271,29 @@ mod tests {
     fn issues_and_verifies() {
         let t = Tokens::new(&keys("k1", "0123456789abcdef0123456789abcdef"), 60);
         let tok = t.issue("u1", Role::Admin).expect("signs");
-        assert_eq!(t.verify(&tok).expect("valid"), Principal { user_id: "u1".into(), role: Role::Admin, session: None });
+        assert_eq!(t.verify(&tok).expect("valid"), Principal { user_id: "u1".into(), role: Role::Admin, session: None, email_verified: false });
+    }
+
+    #[test]
+    fn the_email_verified_claim_round_trips_and_defaults_to_false() {
+        let t = Tokens::new(&keys("k1", "0123456789abcdef0123456789abcdef"), 60);
+        for verified in [true, false] {
+            let tok = t.issue_for_session("u1", Role::Customer, "fam", verified).expect("signs");
+            let who = t.verify(&tok).expect("valid");
+            assert_eq!((who.email_verified, who.session.as_deref()), (verified, Some("fam")));
+            let payload = tok.split('.').nth(1).expect("payload");
+            // Only a verified user's token carries the claim.
+            let carried = payload.len() > t.issue_for_session("u1", Role::Customer, "fam", false).expect("signs").split('.').nth(1).expect("p").len();
+            assert_eq!(carried, verified);
+        }
+        // A token from before the claim existed reads as unverified.
+        let now = now_ms() / 1000;
+        let old = t.sign(&Claims { sub: "u1".into(), role: Role::Customer, iat: now, exp: now + 60, sid: None, email_verified: false }).expect("signs");
+        assert!(!t.verify(&old).expect("valid").email_verified);
+        let forged_claims: Claims = serde_json::from_str(r#"{"sub":"u1","role":"customer","iat":1,"exp":2}"#).expect("parses");
+        assert!(!forged_claims.email_verified);
+        let with: Claims = serde_json::from_str(r#"{"sub":"u1","role":"customer","iat":1,"exp":2,"email_verified":true}"#).expect("parses");
+        assert!(with.email_verified);
     }
 
     #[test]
@@ -287,7 +319,7 @@ mod tests {
         tampered[at] = if tampered[at] == b'x' { b'y' } else { b'x' };
         assert!(t.verify(&String::from_utf8(tampered).expect("utf8")).is_err());
         // Expired.
-        let old = t.sign(&Claims { sub: "u1".into(), role: Role::Customer, iat: now - 120, exp: now - 60, sid: None }).expect("signs");
+        let old = t.sign(&Claims { sub: "u1".into(), role: Role::Customer, iat: now - 120, exp: now - 60, sid: None, email_verified: false }).expect("signs");
         assert_eq!(t.verify(&old).expect_err("expired").detail, "access token expired");
         // Another key with the same kid.
         let other = Tokens::new(&keys("k1", "ffffffffffffffffffffffffffffffff"), 60);

@@ -30,6 +30,8 @@ pub enum HoldOutcome {
     NotOnSale,
     /// The event has a waiting room and no valid pass was presented.
     QueuePassRequired,
+    /// The event requires a verified e-mail and the caller's is not.
+    EmailUnverified,
     NotFound,
     Bad(String),
 }
@@ -52,6 +54,7 @@ fn hold_outcome(reply: Vec<Value>) -> HoldOutcome {
         "limit" => HoldOutcome::Limit { used: int(reply.get(1)), limit: int(reply.get(2)) },
         "not_on_sale" => HoldOutcome::NotOnSale,
         "queue_pass_required" => HoldOutcome::QueuePassRequired,
+        "email_unverified" => HoldOutcome::EmailUnverified,
         "not_found" => HoldOutcome::NotFound,
         _ => HoldOutcome::Bad(reply.get(1).map(text).unwrap_or(tag)),
     }
@@ -60,7 +63,10 @@ fn hold_outcome(reply: Vec<Value>) -> HoldOutcome {
 /// A hold request's identity: who, which new hold id, the optional
 /// idempotency key, and whether the caller presented a valid waiting-room
 /// pass for this event (checked by the caller; the scripts refuse a
-/// waiting-room event without one and ignore it otherwise). An
+/// waiting-room event without one and ignore it otherwise), and whether the
+/// caller's e-mail is verified (the access token's claim; the scripts
+/// refuse an unverified caller on an event that requires it, read from the
+/// meta fields they fetch anyway, and ignore it otherwise). An
 /// idempotency key answers with its hold for as long as Redis keeps that
 /// hold's record (see [`forget`](crate::forget)).
 pub struct HoldRequest<'a> {
@@ -68,6 +74,7 @@ pub struct HoldRequest<'a> {
     pub hold: &'a str,
     pub idempotency: Option<&'a str>,
     pub queue_pass: bool,
+    pub email_verified: bool,
 }
 
 impl HoldRequest<'_> {
@@ -79,7 +86,8 @@ impl HoldRequest<'_> {
         inv.arg(self.user)
             .arg(self.hold)
             .arg(self.idempotency.unwrap_or(""))
-            .arg(if self.queue_pass { 1 } else { 0 });
+            .arg(if self.queue_pass { 1 } else { 0 })
+            .arg(if self.email_verified { 1 } else { 0 });
         inv
     }
 }

@@ -49,6 +49,8 @@ pub struct EventMeta {
     pub hold_ms: i64,
     pub limit: i64,
     pub waiting_room: bool,
+    /// Holds need a verified e-mail (meta `ve`).
+    pub verified_email_required: bool,
     pub sections: Vec<SectionLayout>,
 }
 

@@ -29,7 +29,7 @@ pub use keys::{EventKeys, HoldId, scan_event_keys};
 pub use layout::{EventMeta, SeatRef, SectionLayout};
 pub use orders::{ConfirmOutcome, ORDER_RETENTION_MS, OrderRecord, Payment, confirm, read_order};
 pub use publish::{availability, publish, published_events, read_meta, update_terms};
-pub use queue::{Admission, QueueOutcome, queue_join, queue_status};
+pub use queue::{Admission, QueueOutcome, queue_join, queue_joined, queue_status};
 pub use release::{FINISHED_RETENTION_MS, Reason, ReleaseOutcome, forget, release};
 pub use resale::{
     ListOutcome, ListingHold, ListingHoldRequest, ListingId, ListingRecord, NewListing, Withdrawal, hold_listing, list_ticket, open_listings,

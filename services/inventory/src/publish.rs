@@ -18,7 +18,8 @@ pub async fn publish(conn: &mut Redis, scripts: &Scripts, prefix: &str, keys: &E
         .arg(meta.sale_ms)
         .arg(meta.hold_ms)
         .arg(meta.limit)
-        .arg(if meta.waiting_room { 1 } else { 0 });
+        .arg(if meta.waiting_room { 1 } else { 0 })
+        .arg(if meta.verified_email_required { 1 } else { 0 });
     for s in &meta.sections {
         inv.arg(s.id).arg(s.encode());
     }
@@ -27,10 +28,11 @@ pub async fn publish(conn: &mut Redis, scripts: &Scripts, prefix: &str, keys: &E
     Ok(reply.first().is_some_and(|s| s == "ok"))
 }
 
-/// Updates the sale window and limits of a published event (the layout
-/// never changes after publishing).
-pub async fn update_terms(conn: &mut Redis, keys: &EventKeys, sale_ms: i64, hold_ms: i64, limit: i64) -> RedisResult<()> {
-    conn.hset_multiple(keys.meta(), &[("sale_ms", sale_ms), ("hold_ms", hold_ms), ("limit", limit)]).await
+/// Updates the sale window, limits and whether holds need a verified
+/// e-mail of a published event (the layout never changes after publishing).
+pub async fn update_terms(conn: &mut Redis, keys: &EventKeys, sale_ms: i64, hold_ms: i64, limit: i64, verified_email_required: bool) -> RedisResult<()> {
+    let ve = i64::from(verified_email_required);
+    conn.hset_multiple(keys.meta(), &[("sale_ms", sale_ms), ("hold_ms", hold_ms), ("limit", limit), ("ve", ve)]).await
 }
 
 /// The published meta of an event, or `None` if it is not on sale.
@@ -50,6 +52,7 @@ pub async fn read_meta(conn: &mut Redis, keys: &EventKeys) -> RedisResult<Option
         hold_ms: num("hold_ms"),
         limit: num("limit"),
         waiting_room: num("wr") == 1,
+        verified_email_required: num("ve") == 1,
         sections,
     }))
 }

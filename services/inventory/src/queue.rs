@@ -16,6 +16,19 @@ pub struct Admission {
     pub per_second: i64,
 }
 
+impl Admission {
+    /// How many places are admitted `now_ms` into a sale starting at
+    /// `sale_ms`: `lua/queue.lua`'s formula (0 before the sale).
+    pub fn through(&self, sale_ms: i64, now_ms: i64) -> i64 {
+        if now_ms < sale_ms { 0 } else { self.initial + self.per_second * (now_ms - sale_ms) / 1000 }
+    }
+
+    /// How many of `joined` places still wait in line at `now_ms`.
+    pub fn waiting(&self, joined: i64, sale_ms: i64, now_ms: i64) -> i64 {
+        (joined - self.through(sale_ms, now_ms)).max(0)
+    }
+}
+
 /// What the waiting-room script answered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum QueueOutcome {
@@ -61,6 +74,12 @@ fn queue_outcome(reply: Vec<Value>) -> QueueOutcome {
     }
 }
 
+/// How many places the event's line has handed out (the last position).
+pub async fn queue_joined(conn: &mut Redis, keys: &EventKeys) -> RedisResult<i64> {
+    let seq: Option<i64> = redis::cmd("GET").arg(keys.queue_seq()).query_async(conn).await?;
+    Ok(seq.unwrap_or(0))
+}
+
 /// Puts `user` in the event's line with the new `ticket`, or answers the
 /// ticket they already have (one per user and event).
 pub async fn queue_join(conn: &mut Redis, scripts: &Scripts, keys: &EventKeys, user: &str, ticket: &str, admission: Admission) -> RedisResult<QueueOutcome> {
@@ -70,4 +89,20 @@ pub async fn queue_join(conn: &mut Redis, scripts: &Scripts, keys: &EventKeys, u
 /// Where `user`'s `ticket` stands; another user's ticket is `NotFound`.
 pub async fn queue_status(conn: &mut Redis, scripts: &Scripts, keys: &EventKeys, user: &str, ticket: &str, admission: Admission) -> RedisResult<QueueOutcome> {
     Ok(queue_outcome(queue_call(scripts, keys, "status", user, ticket, admission).invoke_async(conn).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Admission;
+
+    #[test]
+    fn the_line_is_what_joined_beyond_the_admitted_count() {
+        let a = Admission { initial: 2, per_second: 3 };
+        assert_eq!(a.through(10_000, 9_999), 0, "nothing before the sale");
+        assert_eq!(a.through(10_000, 10_000), 2);
+        assert_eq!(a.through(10_000, 12_500), 2 + 7);
+        assert_eq!(a.waiting(5, 10_000, 9_000), 5);
+        assert_eq!(a.waiting(5, 10_000, 10_000), 3);
+        assert_eq!(a.waiting(5, 10_000, 11_000), 0, "never below zero");
+    }
 }

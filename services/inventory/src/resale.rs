@@ -190,6 +190,8 @@ pub enum ListingHold {
     Own,
     /// The event has started.
     Closed,
+    /// The event requires a verified e-mail and the buyer's is not.
+    EmailUnverified,
 }
 
 /// A buyer's request for a listing.
@@ -200,6 +202,8 @@ pub struct ListingHoldRequest<'a> {
     pub hold: &'a str,
     pub idempotency: Option<&'a str>,
     pub starts_ms: i64,
+    /// Whether the buyer's e-mail is verified (the access token's claim).
+    pub email_verified: bool,
 }
 
 /// Holds a listing for a buyer, in one atomic step.
@@ -212,6 +216,7 @@ pub async fn hold_listing(conn: &mut Redis, scripts: &Scripts, keys: &EventKeys,
         .arg(req.hold)
         .arg(req.idempotency.unwrap_or(""))
         .arg(req.starts_ms.max(0))
+        .arg(if req.email_verified { 1 } else { 0 })
         .invoke_async(conn)
         .await?;
     Ok(match reply.first().map(text).as_deref() {
@@ -225,6 +230,7 @@ pub async fn hold_listing(conn: &mut Redis, scripts: &Scripts, keys: &EventKeys,
         Some("unavailable") => ListingHold::Unavailable,
         Some("own") => ListingHold::Own,
         Some("closed") => ListingHold::Closed,
+        Some("email_unverified") => ListingHold::EmailUnverified,
         _ => ListingHold::NotFound,
     })
 }

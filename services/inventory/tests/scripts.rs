@@ -29,6 +29,7 @@ async fn fixture(hold_ms: i64, sale_ms: i64) -> Fx {
         hold_ms,
         limit: 4,
         waiting_room: false,
+        verified_email_required: false,
         sections: vec![
             SectionLayout { id: SEATED, seated: Some((2, 3)), capacity: 6, price_cents: 5000 },
             SectionLayout { id: GA, seated: None, capacity: 5, price_cents: 1500 },
@@ -57,13 +58,13 @@ impl Fx {
     }
     async fn hold(&mut self, user: &str, seats: &[SeatRef]) -> (String, HoldOutcome) {
         let id = HoldId::generate(7).token;
-        let req = HoldRequest { user, hold: &id, idempotency: None, queue_pass: false };
+        let req = HoldRequest { user, hold: &id, idempotency: None, queue_pass: false, email_verified: false };
         let out = hold_seats(&mut self.conn, &self.scripts, &self.keys, &req, seats).await.expect("hold");
         (id, out)
     }
     async fn hold_ga(&mut self, user: &str, qty: i64) -> (String, HoldOutcome) {
         let id = HoldId::generate(7).token;
-        let req = HoldRequest { user, hold: &id, idempotency: None, queue_pass: false };
+        let req = HoldRequest { user, hold: &id, idempotency: None, queue_pass: false, email_verified: false };
         let out = hold_general(&mut self.conn, &self.scripts, &self.keys, &req, GA, qty).await.expect("hold");
         (id, out)
     }
@@ -135,7 +136,7 @@ async fn refuses_unknown_duplicate_and_wrong_kind_seats() {
     let (_, out) = fx.hold_ga("u1", 0).await;
     assert!(matches!(out, HoldOutcome::Bad(_)), "{out:?}");
     let id = HoldId::generate(7).token;
-    let req = HoldRequest { user: "u1", hold: &id, idempotency: None, queue_pass: false };
+    let req = HoldRequest { user: "u1", hold: &id, idempotency: None, queue_pass: false, email_verified: false };
     let out = hold_general(&mut fx.conn, &fx.scripts, &fx.keys, &req, SEATED, 1).await.expect("call");
     assert_eq!(out, HoldOutcome::Unknown(vec![SEATED.to_string()]));
     assert_eq!(fx.avail().await, (6, 5));
@@ -167,12 +168,12 @@ async fn per_user_limit_counts_seats_and_places_across_holds() {
 async fn idempotency_key_returns_the_first_hold() {
     let mut fx = fixture(60_000, 0).await;
     let first = HoldId::generate(7).token;
-    let req = HoldRequest { user: "u1", hold: &first, idempotency: Some("retry-1"), queue_pass: false };
+    let req = HoldRequest { user: "u1", hold: &first, idempotency: Some("retry-1"), queue_pass: false, email_verified: false };
     assert!(is_held(&hold_seats(&mut fx.conn, &fx.scripts, &fx.keys, &req, &[seat(1, 1)]).await.expect("hold")));
     let second = HoldId::generate(7).token;
-    let req = HoldRequest { user: "u1", hold: &second, idempotency: Some("retry-1"), queue_pass: false };
+    let req = HoldRequest { user: "u1", hold: &second, idempotency: Some("retry-1"), queue_pass: false, email_verified: false };
     assert_eq!(hold_seats(&mut fx.conn, &fx.scripts, &fx.keys, &req, &[seat(1, 1)]).await.expect("hold"), HoldOutcome::Duplicate(first.clone()));
-    let req = HoldRequest { user: "u2", hold: &second, idempotency: Some("retry-1"), queue_pass: false };
+    let req = HoldRequest { user: "u2", hold: &second, idempotency: Some("retry-1"), queue_pass: false, email_verified: false };
     assert!(matches!(hold_seats(&mut fx.conn, &fx.scripts, &fx.keys, &req, &[seat(1, 1)]).await.expect("hold"), HoldOutcome::Unavailable(_)), "keys are scoped to the user");
     assert_eq!(fx.avail().await.0, 5);
 }
@@ -251,6 +252,59 @@ async fn lapsed_holds_are_free_before_any_worker_runs() {
     assert_eq!(release(&mut fx.conn, &fx.scripts, &fx.keys, &late, Reason::Released, Some("u4")).await.expect("r"), ReleaseOutcome::Expired);
 }
 
+/// An event that requires a verified e-mail (meta `ve`, written by
+/// publish.lua and update_terms): hold.lua, hold_ga.lua and hold_best.lua
+/// (seated and through to hold_ga) refuse an unverified caller, changing
+/// nothing, and hold for a verified one; an event without it holds for both.
+#[tokio::test]
+async fn verified_email_required_refuses_unverified_callers() {
+    let mut fx = fixture(60_000, 0).await;
+    let mut meta = read_meta(&mut fx.conn, &fx.keys).await.expect("meta").expect("published");
+    assert!(!meta.verified_email_required);
+    let plain = fx.keys.clone();
+    meta.verified_email_required = true;
+    fx.keys = EventKeys::new(&fx.prefix, 10);
+    assert!(publish(&mut fx.conn, &fx.scripts, &fx.prefix, &fx.keys, &meta).await.expect("publish"));
+    assert!(read_meta(&mut fx.conn, &fx.keys).await.expect("meta").expect("published").verified_email_required);
+
+    async fn call(fx: &mut Fx, user: &str, verified: bool, how: &str) -> HoldOutcome {
+        let id = HoldId::generate(fx.keys.event).token;
+        let req = HoldRequest { user, hold: &id, idempotency: None, queue_pass: false, email_verified: verified };
+        let (c, s, k) = (&mut fx.conn, &fx.scripts, &fx.keys);
+        match how {
+            "seats" => hold_seats(c, s, k, &req, &[seat(1, 1)]).await,
+            "ga" => hold_general(c, s, k, &req, GA, 1).await,
+            "best" => hold_best(c, s, k, &req, SEATED, 1, true).await,
+            _ => hold_best(c, s, k, &req, GA, 1, true).await, // best on a GA section: hold_ga within
+        }
+        .expect("hold")
+    }
+    for how in ["seats", "ga", "best", "best_ga"] {
+        assert_eq!(call(&mut fx, "u1", false, how).await, HoldOutcome::EmailUnverified, "{how}: unverified");
+    }
+    assert_eq!(fx.avail().await, (6, 5), "a refusal changes nothing");
+    assert!(fx.events().await.is_empty());
+    for (how, user) in [("seats", "u1"), ("ga", "u2"), ("best", "u3"), ("best_ga", "u4")] {
+        assert!(is_held(&call(&mut fx, user, true, how).await), "{how}: verified holds");
+    }
+    assert_eq!(fx.avail().await, (4, 3));
+
+    // Lifted after publishing: unverified callers hold again; set again: refused.
+    update_terms(&mut fx.conn, &fx.keys, 0, 60_000, 4, false).await.expect("terms");
+    assert!(is_held(&call(&mut fx, "u5", false, "ga").await));
+    update_terms(&mut fx.conn, &fx.keys, 0, 60_000, 4, true).await.expect("terms");
+    assert_eq!(call(&mut fx, "u6", false, "ga").await, HoldOutcome::EmailUnverified);
+    // Sale not started beats the missing verification.
+    update_terms(&mut fx.conn, &fx.keys, now_ms() + 3_600_000, 60_000, 4, true).await.expect("terms");
+    assert_eq!(call(&mut fx, "u6", false, "seats").await, HoldOutcome::NotOnSale);
+
+    // The event without the flag: unverified callers hold as ever.
+    fx.keys = plain;
+    for (how, user) in [("seats", "u1"), ("ga", "u2"), ("best", "u3"), ("best_ga", "u4")] {
+        assert!(is_held(&call(&mut fx, user, false, how).await), "{how}: no flag, unverified holds");
+    }
+}
+
 /// The waiting room: hold.lua and hold_ga.lua refuse a `wr` event without a
 /// pass (changing nothing) and take it with one; queue.lua hands out places
 /// first come, first served, one per user, and admits by the rate.
@@ -272,14 +326,14 @@ async fn waiting_room_needs_a_pass_and_admits_in_order() {
     assert!(fx.events().await.is_empty());
     // With a pass: the usual hold.
     let id = HoldId::generate(9).token;
-    let req = HoldRequest { user: "u1", hold: &id, idempotency: None, queue_pass: true };
+    let req = HoldRequest { user: "u1", hold: &id, idempotency: None, queue_pass: true, email_verified: false };
     assert!(is_held(&hold_seats(&mut fx.conn, &fx.scripts, &fx.keys, &req, &[seat(1, 1), seat(1, 2)]).await.expect("hold")));
     let id = HoldId::generate(9).token;
-    let req = HoldRequest { user: "u1", hold: &id, idempotency: None, queue_pass: true };
+    let req = HoldRequest { user: "u1", hold: &id, idempotency: None, queue_pass: true, email_verified: false };
     assert!(is_held(&hold_general(&mut fx.conn, &fx.scripts, &fx.keys, &req, GA, 2).await.expect("hold")));
     assert_eq!(fx.avail().await, (4, 3));
     // Sale not started beats the missing pass.
-    update_terms(&mut fx.conn, &fx.keys, now_ms() + 3_600_000, 60_000, 4).await.expect("terms");
+    update_terms(&mut fx.conn, &fx.keys, now_ms() + 3_600_000, 60_000, 4, false).await.expect("terms");
     assert_eq!(fx.hold("u2", &[seat(2, 1)]).await.1, HoldOutcome::NotOnSale);
 
     // The line: positions in join order, one ticket per user, nobody admitted before the sale.
@@ -294,12 +348,12 @@ async fn waiting_room_needs_a_pass_and_admits_in_order() {
     assert_eq!(queue_status(c, s, k, "u1", "tc", none).await.expect("status"), QueueOutcome::NotFound, "a ticket never issued");
 
     // On sale: `initial` admitted at once, then `per_second` more a second.
-    update_terms(c, k, now_ms(), 60_000, 4).await.expect("terms");
+    update_terms(c, k, now_ms(), 60_000, 4, false).await.expect("terms");
     let one = Admission { initial: 1, per_second: 0 };
     assert_eq!(queue_status(c, s, k, "u1", "ta", one).await.expect("status"), place("ta", 1, true, true));
     assert_eq!(queue_status(c, s, k, "u1", "ta", one).await.expect("status"), place("ta", 1, true, false), "admitted is counted once");
     assert_eq!(queue_status(c, s, k, "u2", "tb", one).await.expect("status"), place("tb", 2, false, false));
-    update_terms(c, k, now_ms() - 1_000, 60_000, 4).await.expect("terms");
+    update_terms(c, k, now_ms() - 1_000, 60_000, 4, false).await.expect("terms");
     let rate = Admission { initial: 1, per_second: 1 };
     assert_eq!(queue_status(c, s, k, "u2", "tb", rate).await.expect("status"), place("tb", 2, true, true));
     assert_eq!(queue_join(c, s, k, "u3", "td", one).await.expect("join"), place("td", 3, false, true));
@@ -337,11 +391,11 @@ async fn the_line_learns_the_event_is_sold_out_only_when_nothing_can_come_back()
     assert!(!status(&mut fx).await, "everything is free");
 
     // Every seat and place held: pending holds may lapse, so not sold out.
-    let pass = |user: &'static str, hold: &'static str| HoldRequest { user, hold, idempotency: None, queue_pass: true };
+    let pass = |user: &'static str, hold: &'static str| HoldRequest { user, hold, idempotency: None, queue_pass: true, email_verified: false };
     let mut holds = Vec::new();
     for (user, row) in [("u1", 1), ("u2", 2)] {
         let id = HoldId::generate(7).token;
-        let req = HoldRequest { user, hold: &id, idempotency: None, queue_pass: true };
+        let req = HoldRequest { user, hold: &id, idempotency: None, queue_pass: true, email_verified: false };
         let out = hold_seats(&mut fx.conn, &fx.scripts, &fx.keys, &req, &[seat(row, 1), seat(row, 2), seat(row, 3)]).await.expect("hold");
         assert!(is_held(&out), "{out:?}");
         holds.push((id, user));
@@ -369,7 +423,7 @@ async fn finished_holds_are_forgotten_with_their_idempotency_keys_live_ones_neve
     let mut fx = fixture(60_000, 0).await;
     let (released, _) = fx.hold("u1", &[seat(1, 1)]).await;
     let keyed = HoldId::generate(7).token;
-    let req = HoldRequest { user: "u2", hold: &keyed, idempotency: Some("k-1"), queue_pass: false };
+    let req = HoldRequest { user: "u2", hold: &keyed, idempotency: Some("k-1"), queue_pass: false, email_verified: false };
     assert!(is_held(&hold_seats(&mut fx.conn, &fx.scripts, &fx.keys, &req, &[seat(1, 2)]).await.expect("hold")));
     let (live, _) = fx.hold("u3", &[seat(1, 3)]).await;
     release(&mut fx.conn, &fx.scripts, &fx.keys, &released, Reason::Released, Some("u1")).await.expect("release");
@@ -390,7 +444,7 @@ async fn finished_holds_are_forgotten_with_their_idempotency_keys_live_ones_neve
     assert_eq!(ended, 0);
     // The key is free again: a new request with it makes a new hold.
     let again = HoldId::generate(7).token;
-    let req = HoldRequest { user: "u2", hold: &again, idempotency: Some("k-1"), queue_pass: false };
+    let req = HoldRequest { user: "u2", hold: &again, idempotency: Some("k-1"), queue_pass: false, email_verified: false };
     assert!(is_held(&hold_seats(&mut fx.conn, &fx.scripts, &fx.keys, &req, &[seat(2, 1)]).await.expect("hold")));
 }
 
@@ -408,6 +462,7 @@ async fn seated_fixture(rows: u32, per_row: u32, hold_ms: i64, limit: i64) -> Fx
         hold_ms,
         limit,
         waiting_room: false,
+        verified_email_required: false,
         sections: vec![
             SectionLayout { id: SEATED, seated: Some((rows, per_row)), capacity: i64::from(rows * per_row), price_cents: 1000 },
             SectionLayout { id: GA, seated: None, capacity: 5, price_cents: 1500 },
@@ -420,7 +475,7 @@ async fn seated_fixture(rows: u32, per_row: u32, hold_ms: i64, limit: i64) -> Fx
 impl Fx {
     async fn best_in(&mut self, user: &str, section: i64, qty: i64, adjacent: bool, idem: Option<&str>) -> (String, HoldOutcome) {
         let id = HoldId::generate(self.keys.event).token;
-        let req = HoldRequest { user, hold: &id, idempotency: idem, queue_pass: false };
+        let req = HoldRequest { user, hold: &id, idempotency: idem, queue_pass: false, email_verified: false };
         let out = hold_best(&mut self.conn, &self.scripts, &self.keys, &req, section, qty, adjacent).await.expect("hold_best");
         (id, out)
     }

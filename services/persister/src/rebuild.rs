@@ -68,6 +68,7 @@ struct Truth {
     hold_ms: i64,
     limit: i64,
     waiting_room: bool,
+    verified_email_required: bool,
     sections: Vec<Section>,
     /// section → `<row>:<n>` → order.
     seats: HashMap<i64, BTreeMap<String, String>>,
@@ -81,7 +82,8 @@ async fn truth(db: &Pool, event: i64) -> anyhow::Result<Truth> {
     let client = db.get().await.context("connecting to Postgres")?;
     let row = client
         .query_opt(
-            "SELECT status, (extract(epoch FROM sale_starts_at) * 1000)::int8, hold_seconds, per_user_limit, waiting_room
+            "SELECT status, (extract(epoch FROM sale_starts_at) * 1000)::int8, hold_seconds, per_user_limit, waiting_room,
+                    verified_email_required
              FROM events WHERE id = $1",
             &[&event],
         )
@@ -99,6 +101,7 @@ async fn truth(db: &Pool, event: i64) -> anyhow::Result<Truth> {
         hold_ms: i64::from(hold_seconds) * 1000,
         limit: i64::from(limit),
         waiting_room: row.get(4),
+        verified_email_required: row.get(5),
         sections: Vec::new(),
         seats: HashMap::new(),
         places: HashMap::new(),
@@ -247,6 +250,7 @@ async fn plan(conn: &mut Redis, keys: &EventKeys, t: &Truth) -> anyhow::Result<P
             ("hold_ms".into(), t.hold_ms.to_string()),
             ("limit".into(), t.limit.to_string()),
             ("wr".into(), if t.waiting_room { "1" } else { "0" }.into()),
+            ("ve".into(), if t.verified_email_required { "1" } else { "0" }.into()),
         ],
         avail: Vec::new(),
         seat_maps: Vec::new(),

@@ -71,6 +71,7 @@ impl Fx {
             hold_ms: 600_000,
             limit: 100_000,
             waiting_room: false,
+            verified_email_required: false,
             sections: vec![
                 SectionLayout { id: seated, seated: Some((rows, PER_ROW as u32)), capacity: i64::from(rows) * PER_ROW as i64, price_cents: 5000 },
                 SectionLayout { id: ga, seated: None, capacity: ga_capacity, price_cents: 2000 },
@@ -94,7 +95,7 @@ impl Fx {
             set.spawn(async move {
                 let user = (i % 50 + 1).to_string();
                 let hold = HoldId::generate(keys.event).token;
-                let req = HoldRequest { user: &user, hold: &hold, idempotency: None, queue_pass: false };
+                let req = HoldRequest { user: &user, hold: &hold, idempotency: None, queue_pass: false, email_verified: false };
                 let out = if i % 5 == 4 {
                     hold_general(&mut conn, &scripts, &keys, &req, ga, 2).await
                 } else {
@@ -838,7 +839,7 @@ async fn rebuild_after_losing_the_event_restores_every_sale_and_never_resells() 
     // Sold stays sold; what is free is for sale.
     let mut conn = fx.redis.clone();
     let hold = HoldId::generate(event).token;
-    let req = HoldRequest { user: "77", hold: &hold, idempotency: None, queue_pass: false };
+    let req = HoldRequest { user: "77", hold: &hold, idempotency: None, queue_pass: false, email_verified: false };
     let out = hold_seats(&mut conn, &fx.scripts, &fx.keys, &req, &[fx.seat(0)]).await.expect("hold");
     assert_eq!(out, HoldOutcome::Unavailable(vec![fx.seat(0).id()]));
     let out = hold_general(&mut conn, &fx.scripts, &fx.keys, &req, ga, 461).await.expect("hold");
@@ -847,7 +848,7 @@ async fn rebuild_after_losing_the_event_restores_every_sale_and_never_resells() 
     assert!(matches!(out, HoldOutcome::Held { .. }), "{out:?}");
     // Best available reads the rebuilt seat index: never a sold seat.
     let hold = HoldId::generate(event).token;
-    let req = HoldRequest { user: "78", hold: &hold, idempotency: None, queue_pass: false };
+    let req = HoldRequest { user: "78", hold: &hold, idempotency: None, queue_pass: false, email_verified: false };
     let out = hold_best(&mut conn, &fx.scripts, &fx.keys, &req, seated, 40, false).await.expect("hold");
     let HoldOutcome::Held { seats, .. } = out else { panic!("{out:?}") };
     for s in &seats {
@@ -917,7 +918,7 @@ async fn best_available_traffic_leaves_the_inventory_check_clean() {
     for i in 0..30 {
         let user = (i % 7 + 1).to_string();
         let hold = HoldId::generate(9).token;
-        let req = HoldRequest { user: &user, hold: &hold, idempotency: None, queue_pass: false };
+        let req = HoldRequest { user: &user, hold: &hold, idempotency: None, queue_pass: false, email_verified: false };
         let out = hold_best(&mut conn, &fx.scripts, &fx.keys, &req, SEATED, i % 4 + 1, i % 3 != 0).await.expect("hold");
         assert!(matches!(out, HoldOutcome::Held { .. }), "{out:?}");
         lapsing += i % 4 + 1;
@@ -933,7 +934,7 @@ async fn best_available_traffic_leaves_the_inventory_check_clean() {
     for i in 0..60 {
         let user = (i % 50 + 10).to_string();
         let hold = HoldId::generate(9).token;
-        let req = HoldRequest { user: &user, hold: &hold, idempotency: None, queue_pass: false };
+        let req = HoldRequest { user: &user, hold: &hold, idempotency: None, queue_pass: false, email_verified: false };
         let qty = i % 4 + 1;
         let out = hold_best(&mut conn, &fx.scripts, &fx.keys, &req, SEATED, qty, i % 2 == 0).await.expect("hold");
         assert!(matches!(out, HoldOutcome::Held { .. }), "{out:?}");

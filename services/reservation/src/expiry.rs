@@ -24,7 +24,8 @@ use stampede_common::store::{self, Redis};
 use stampede_inventory::keys::parse_timer_key;
 use stampede_inventory::streams::{PERSISTER_GROUP, stream_info};
 use stampede_inventory::{
-    EventKeys, Scripts, availability, due_buckets, expire_bucket, forget, pending_holds, published_events, read_meta, redis_now_ms,
+    Admission, EventKeys, Scripts, availability, due_buckets, expire_bucket, forget, pending_holds, published_events, queue_joined, read_meta,
+    redis_now_ms,
 };
 use tokio::sync::watch;
 
@@ -70,6 +71,7 @@ pub struct ExpiryWorker {
     prefix: String,
     sweep_every: Duration,
     retention_ms: i64,
+    admission: Admission,
 }
 
 impl ExpiryWorker {
@@ -85,6 +87,11 @@ impl ExpiryWorker {
         describe_gauge!("inventory_capacity_seats", Unit::Count, "Seats and places on sale, by event.");
         describe_gauge!("inventory_sold_seats", Unit::Count, "Seats and places sold, by event.");
         describe_gauge!("inventory_available_seats", Unit::Count, "Seats and places neither held nor sold, by event.");
+        describe_gauge!(
+            "queue_waiting_users",
+            Unit::Count,
+            "Users in a waiting room's line not yet admitted, by event (events with a waiting room only)."
+        );
         Self {
             redis,
             redis_url: config.redis_url.clone(),
@@ -92,6 +99,7 @@ impl ExpiryWorker {
             prefix: config.redis_prefix.clone(),
             sweep_every: Duration::from_millis(reservation.expiry_sweep_ms),
             retention_ms: reservation.finished_hold_retention_ms,
+            admission: Admission { initial: reservation.queue_initial_admit, per_second: reservation.queue_admit_per_second },
         }
     }
 
@@ -150,7 +158,7 @@ impl ExpiryWorker {
         for event in published_events(&mut conn, &self.prefix).await? {
             let keys = EventKeys::new(&self.prefix, event);
             active += pending_holds(&mut conn, &keys).await?;
-            self.export_inventory(&mut conn, &keys).await?;
+            self.export_inventory(&mut conn, &keys, now).await?;
             self.forget_finished(&mut conn, &keys, now).await?;
         }
         gauge!("holds_active").set(active as f64);
@@ -172,8 +180,10 @@ impl ExpiryWorker {
         Ok(n)
     }
 
-    /// Per-event capacity, sold and available gauges for the on-sale dashboard.
-    async fn export_inventory(&self, conn: &mut Redis, keys: &EventKeys) -> anyhow::Result<()> {
+    /// Per-event capacity, sold and available gauges for the on-sale
+    /// dashboard, and the line of an event with a waiting room (admission
+    /// is computed from Redis's clock `now`, as `lua/queue.lua` does).
+    async fn export_inventory(&self, conn: &mut Redis, keys: &EventKeys, now: i64) -> anyhow::Result<()> {
         let Some(meta) = read_meta(conn, keys).await? else { return Ok(()) };
         let counts = availability(conn, keys).await?;
         let capacity: i64 = meta.sections.iter().map(|s| s.capacity).sum();
@@ -181,6 +191,10 @@ impl ExpiryWorker {
         let event = keys.event.to_string();
         gauge!("inventory_capacity_seats", "event" => event.clone()).set(capacity as f64);
         gauge!("inventory_sold_seats", "event" => event.clone()).set(sold as f64);
+        if meta.waiting_room {
+            let waiting = self.admission.waiting(queue_joined(conn, keys).await?, meta.sale_ms, now);
+            gauge!("queue_waiting_users", "event" => event.clone()).set(waiting as f64);
+        }
         gauge!("inventory_available_seats", "event" => event).set(available as f64);
         Ok(())
     }

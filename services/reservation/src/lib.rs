@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use hyper::Request;
 use hyper::body::Incoming;
-use metrics::{Unit, describe_counter, describe_histogram};
+use metrics::{Unit, counter, describe_counter, describe_histogram};
 use stampede_common::Config;
 use stampede_common::http::{Handler, Routed};
 use stampede_common::store::Redis;
@@ -43,10 +43,14 @@ impl ReservationService {
         describe_counter!(
             "holds_total",
             Unit::Count,
-            "Hold requests by outcome: created, replayed, unavailable, limit_exceeded, not_on_sale, queue_pass_required, invalid."
+            "Hold requests by outcome: created, replayed, unavailable, limit_exceeded, not_on_sale, queue_pass_required, email_unverified, invalid."
         );
         describe_counter!("queue_joins_total", Unit::Count, "Users who joined an event's waiting room (a repeated join is not counted).");
         describe_counter!("queue_admitted_total", Unit::Count, "Waiting-room tickets found admitted, each counted once (at the status check that first saw it).");
+        // At zero from the start, so the waiting-room panels have a series
+        // before the first line forms.
+        counter!("queue_joins_total").increment(0);
+        counter!("queue_admitted_total").increment(0);
         describe_histogram!("redis_script_duration_seconds", Unit::Seconds, "Round trip of one inventory script call, by script.");
         Self {
             redis,

@@ -57,6 +57,7 @@ impl App {
             hold_ms,
             limit,
             waiting_room: false,
+            verified_email_required: false,
             sections: vec![
                 SectionLayout { id: SEATED, seated: Some((rows, per_row)), capacity: (rows * per_row) as i64, price_cents: 1000 },
                 SectionLayout { id: GA, seated: None, capacity: ga, price_cents: 500 },
@@ -76,6 +77,7 @@ impl App {
             hold_ms: 60_000,
             limit: 4,
             waiting_room: true,
+            verified_email_required: false,
             sections: vec![
                 SectionLayout { id: SEATED, seated: Some((1, 10)), capacity: 10, price_cents: 1000 },
                 SectionLayout { id: GA, seated: None, capacity: 10, price_cents: 500 },
@@ -155,6 +157,59 @@ fn problem(a: &Answer, status: u16, code: &str) {
     assert_eq!(a.status.as_u16(), status, "{}", String::from_utf8_lossy(&a.body));
     assert_eq!(a.header("content-type"), Some("application/problem+json"));
     assert_eq!(a.code(), code);
+}
+
+/// An event published with `verified_email_required`: an unverified
+/// account (the access token's `email_verified` claim) is refused 403
+/// `email_unverified` on every kind of hold, a verified one holds, and an
+/// event without it holds for both.
+#[tokio::test]
+async fn verified_email_required_refuses_unverified_accounts() {
+    let app = App::new().await;
+    let keys = EventKeys::new(&app.config.redis_prefix, 31);
+    let meta = EventMeta {
+        sale_ms: 0,
+        hold_ms: 60_000,
+        limit: 4,
+        waiting_room: false,
+        verified_email_required: true,
+        sections: vec![
+            SectionLayout { id: SEATED, seated: Some((1, 10)), capacity: 10, price_cents: 1000 },
+            SectionLayout { id: GA, seated: None, capacity: 10, price_cents: 500 },
+        ],
+    };
+    let mut conn = app.redis.clone();
+    assert!(publish(&mut conn, &Scripts::load(), &app.config.redis_prefix, &keys, &meta).await.expect("publish"));
+    app.publish(32, 1, 10, 10, 60_000, 4, 0).await;
+    let token = |user: u32, verified: bool| app.tokens.issue_for_session(&user.to_string(), Role::Customer, "family", verified).expect("token");
+    let hold = |user: u32, verified: bool, event: i64, body: Value| {
+        let token = token(user, verified);
+        async move { call(app.addr, Method::POST, &format!("/api/events/{event}/holds"), Some(&token), Some(&body)).await }
+    };
+    let bodies = [
+        json!({"seats": [seat(1, 1)]}),
+        json!({"section_id": GA.to_string(), "quantity": 1}),
+        json!({"section_id": SEATED.to_string(), "quantity": 1}),
+    ];
+    for body in &bodies {
+        let refused = hold(1, false, 31, body.clone()).await;
+        problem(&refused, 403, "email_unverified");
+        assert!(refused.json()["detail"].as_str().expect("detail").contains("verified e-mail"));
+    }
+    let counts = availability(&mut conn, &keys).await.expect("avail");
+    assert_eq!((counts[&SEATED].0, counts[&GA].0), (10, 10), "a refusal takes nothing");
+    for (user, body) in [2, 3, 4].into_iter().zip(&bodies) {
+        let held = hold(user, true, 31, body.clone()).await;
+        assert_eq!(held.status, StatusCode::CREATED, "verified: {body} {}", String::from_utf8_lossy(&held.body));
+    }
+    // An event without the flag: unverified and verified alike.
+    for (user, body) in [5, 6, 7].into_iter().zip(&bodies) {
+        assert_eq!(hold(user, false, 32, body.clone()).await.status, StatusCode::CREATED, "no flag, unverified: {body}");
+    }
+    assert_eq!(hold(8, true, 32, json!({"seats": [seat(1, 9)]})).await.status, StatusCode::CREATED);
+    // The refusals are counted under their own outcome.
+    let metrics = stampede_common::telemetry::render();
+    assert!(metrics.lines().any(|l| l.starts_with("holds_total{outcome=\"email_unverified\"}")), "holds_total has the outcome");
 }
 
 #[tokio::test]

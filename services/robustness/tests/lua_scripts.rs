@@ -303,6 +303,7 @@ fn publish(con: &mut Connection, scripts: &Scripts, hold_ms: i64) -> Event {
         .arg(hold_ms)
         .arg(LIMIT)
         .arg(1) // a waiting room, so the queue script has work to do
+        .arg(1) // holds need a verified e-mail (the callers below have one)
         .arg(SEATED)
         .arg(format!("s,{ROWS},{PER_ROW},{},1000", ROWS * PER_ROW))
         .arg(GA)
@@ -331,8 +332,8 @@ fn build<'s>(
     let hold_keys = || vec![k.meta()];
     let hold_args = |hold: &str, user: &str, idem: Option<u8>| {
         let key = idem.map(|i| format!("key{i}")).unwrap_or_default();
-        // user, hold, idempotency key, a valid queue pass presented
-        vec![user.to_owned(), hold.to_owned(), key, "1".to_owned()]
+        // user, hold, idempotency key, a valid queue pass presented, a verified e-mail
+        vec![user.to_owned(), hold.to_owned(), key, "1".to_owned(), "1".to_owned()]
     };
     match action {
         Action::HoldSeats {
@@ -1142,7 +1143,7 @@ fn publish_is_all_or_nothing() {
             let id = NEXT_EVENT.fetch_add(1, Ordering::SeqCst);
             let keys = EventKeys::new(prefix(), id);
             let mut inv = scripts.publish.key(keys.meta());
-            inv.key(keys.avail()).arg(0).arg(HOLD_MS).arg(LIMIT).arg(0);
+            inv.key(keys.avail()).arg(0).arg(HOLD_MS).arg(LIMIT).arg(0).arg(0);
             for (sid, lay) in &sections {
                 inv.arg(sid).arg(lay);
             }

@@ -233,6 +233,7 @@ fn only_hs256_is_accepted() {
         iat: now,
         exp: now + 60,
         sid: None,
+        email_verified: false,
     };
     let payload = b64(&serde_json::to_vec(&claims).expect("json"));
     for alg in [

@@ -51,6 +51,7 @@ async fn reservation_and_expiry_start_get_ready_and_hold_without_postgres() {
         hold_ms: 60_000,
         limit: 4,
         waiting_room: false,
+        verified_email_required: false,
         sections: vec![SectionLayout { id: 21, seated: Some((1, 2)), capacity: 2, price_cents: 1000 }],
     };
     let mut redis = store::connect(&config.redis_url).await.expect("redis");

@@ -120,7 +120,7 @@ pub(crate) fn user_json(id: i64, email: &str, role: &str, email_verified: bool) 
 async fn session(svc: &AuthService, status: StatusCode, id: i64, email: &str, role: Role, verified: bool) -> Result<Resp, Problem> {
     let user_id = id.to_string();
     let (refresh_token, family) = refresh::issue(&svc.db, id, svc.refresh_ttl_seconds).await?;
-    let access = svc.tokens.issue_for_session(&user_id, role, &family)?;
+    let access = svc.tokens.issue_for_session(&user_id, role, &family, verified)?;
     Ok(http::json(
         status,
         &json!({
@@ -203,7 +203,7 @@ async fn refresh(svc: &AuthService, req: Request<Incoming>) -> Result<Resp, Prob
                 StatusCode::OK,
                 &json!({
                     "user": user_json(user_id, &email, role.as_str(), row.get(2)),
-                    "access_token": svc.tokens.issue_for_session(&id, role, &family)?,
+                    "access_token": svc.tokens.issue_for_session(&id, role, &family, row.get(2))?,
                     "refresh_token": token,
                     "token_type": "Bearer",
                     "expires_in": svc.tokens.ttl_seconds(),

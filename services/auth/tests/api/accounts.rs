@@ -54,6 +54,7 @@ async fn verify_email_flow_over_smtp() {
     let access = s(&session, "access_token");
     assert_eq!(session["user"]["email_verified"], false);
     assert_eq!(app.me(&access).await.json()["email_verified"], false);
+    assert!(!app.tokens.verify(&access).expect("valid").email_verified);
 
     assert_problem(&app.post("/api/auth/verify-email/request", json!({})).await, 401, "unauthorized");
     let asked = app.post_as("/api/auth/verify-email/request", Some(&access), json!({})).await;
@@ -76,6 +77,14 @@ async fn verify_email_flow_over_smtp() {
     assert_eq!(app.me(&access).await.json()["email_verified"], true);
     let signin = app.post("/api/auth/signin", json!({"email": "vera@example.com", "password": "correct horse"})).await;
     assert_eq!(signin.json()["user"]["email_verified"], true);
+    // The access token carries it (holds on events that require it read
+    // the claim): not in the one issued before verifying, in the one
+    // issued at the next sign-in, and in a refresh of the old session.
+    assert!(!app.tokens.verify(&access).expect("valid").email_verified, "issued before verifying");
+    assert!(app.tokens.verify(&s(&signin.json(), "access_token")).expect("valid").email_verified);
+    let refreshed = app.post("/api/auth/refresh", json!({"refresh_token": s(&session, "refresh_token")})).await;
+    assert_eq!(refreshed.status, StatusCode::OK);
+    assert!(app.tokens.verify(&s(&refreshed.json(), "access_token")).expect("valid").email_verified, "a refresh picks it up");
 
     // Single use; unknown and malformed tokens alike.
     assert_problem(&app.post("/api/auth/verify-email", json!({"token": token})).await, 400, "invalid_token");

@@ -101,7 +101,7 @@ pub(super) async fn get(svc: &CatalogService, req: Request<Incoming>, id: i64) -
 /// (`sections`) and `waiting_room` are fixed (409 `published`; sending
 /// them unchanged is fine); the other fields still change, and the sale
 /// terms the scripts read (`sale_starts_at`, `hold_seconds`,
-/// `per_user_limit`) are written to Redis before the commit, so a Redis
+/// `per_user_limit`, `verified_email_required`) are written to Redis before the commit, so a Redis
 /// failure leaves both stores as they were. The audit entry (before and
 /// after) commits with the change.
 pub(super) async fn patch(svc: &CatalogService, req: Request<Incoming>, id: i64) -> Result<Resp, Problem> {
@@ -135,8 +135,8 @@ pub(super) async fn patch(svc: &CatalogService, req: Request<Incoming>, id: i64)
         store::replace_sections(&tx, id, sections).await?;
     }
     let old = &current.terms;
-    let sale_terms_changed = (terms.sale_starts_at_ms, terms.hold_seconds, terms.per_user_limit)
-        != (old.sale_starts_at_ms, old.hold_seconds, old.per_user_limit);
+    let sale_terms_changed = (terms.sale_starts_at_ms, terms.hold_seconds, terms.per_user_limit, terms.verified_email_required)
+        != (old.sale_starts_at_ms, old.hold_seconds, old.per_user_limit, old.verified_email_required);
     if published && sale_terms_changed {
         let mut conn = svc.redis.clone();
         let keys = EventKeys::new(&svc.prefix, id);
@@ -147,6 +147,7 @@ pub(super) async fn patch(svc: &CatalogService, req: Request<Incoming>, id: i64)
             terms.sale_starts_at_ms,
             hold_ms,
             i64::from(terms.per_user_limit),
+            terms.verified_email_required,
         )
         .await
         .map_err(CatalogError::from)?;

@@ -82,6 +82,6 @@ async fn adopt(conn: &mut Redis, keys: &EventKeys, meta: &EventMeta) -> Result<(
     if existing.sections != wanted || existing.waiting_room != meta.waiting_room {
         return Err(CatalogError::InventoryConflict);
     }
-    stampede_inventory::update_terms(conn, keys, meta.sale_ms, meta.hold_ms, meta.limit).await?;
+    stampede_inventory::update_terms(conn, keys, meta.sale_ms, meta.hold_ms, meta.limit, meta.verified_email_required).await?;
     Ok(())
 }

@@ -152,7 +152,14 @@ pub(crate) async fn hold<G: PaymentGateway>(svc: &CheckoutService<G>, id: &str, 
     let keys = EventKeys::new(&svc.prefix, listing.event);
     let hold = HoldId::generate(listing.event);
     let request =
-        ListingHoldRequest { listing: &listing.token, buyer: &who.user_id, hold: &hold.token, idempotency: idem.as_deref(), starts_ms };
+        ListingHoldRequest {
+        listing: &listing.token,
+        buyer: &who.user_id,
+        hold: &hold.token,
+        idempotency: idem.as_deref(),
+        starts_ms,
+        email_verified: who.email_verified,
+    };
     let mut conn = svc.redis.clone();
     match hold_listing(&mut conn, &svc.scripts, &keys, &request).await? {
         ListingHold::Held { expires_ms, amount_cents, section, seat } => {
@@ -177,6 +184,10 @@ pub(crate) async fn hold<G: PaymentGateway>(svc: &CheckoutService<G>, id: &str, 
         }
         ListingHold::Own => Err(Problem::forbidden("own_listing", "this is your own listing")),
         ListingHold::Closed => Err(closed()),
+        ListingHold::EmailUnverified => Err(Problem::forbidden(
+            "email_unverified",
+            "this event requires a verified e-mail address: verify yours, then sign in again or refresh your access token",
+        )),
         ListingHold::NotFound => Err(Problem::not_found("no such listing")),
     }
 }

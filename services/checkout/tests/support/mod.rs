@@ -41,6 +41,7 @@ pub fn meta() -> EventMeta {
         hold_ms: 60_000,
         limit: 10,
         waiting_room: false,
+        verified_email_required: false,
         sections: vec![
             SectionLayout { id: SEATED, seated: Some((5, 4)), capacity: 20, price_cents: 2500 },
             SectionLayout { id: GA, seated: None, capacity: 50, price_cents: 1000 },
@@ -157,17 +158,24 @@ impl App {
                 .await
                 .expect("user");
         }
-        for (event, starts) in [(1i64, "1 day"), (2, "-1 hour")] {
-            client
-                .execute(
-                    "INSERT INTO events (id, name, venue, starts_at, sale_starts_at, hold_seconds, per_user_limit, status)
-                     OVERRIDING SYSTEM VALUE
-                     VALUES ($1, 'Gig', 'Hall', now() + $2::text::interval, now() - interval '2 days', 60, 10, 'published')",
-                    &[&event, &starts],
-                )
-                .await
-                .expect("event");
-        }
+        drop(client);
+        self.event_starting(1, "1 day").await;
+        self.event_starting(2, "-1 hour").await;
+    }
+
+    /// Event `event` in Postgres, published, starting `starts` from now (an
+    /// interval: "1 day", "-1 hour").
+    pub async fn event_starting(&self, event: i64, starts: &str) {
+        let client = self.db.get().await.expect("db");
+        client
+            .execute(
+                "INSERT INTO events (id, name, venue, starts_at, sale_starts_at, hold_seconds, per_user_limit, status)
+                 OVERRIDING SYSTEM VALUE
+                 VALUES ($1, 'Gig', 'Hall', now() + $2::text::interval, now() - interval '2 days', 60, 10, 'published')",
+                &[&event, &starts],
+            )
+            .await
+            .expect("event");
     }
 
     pub async fn transfer(&self, user: u32, ticket: &str, body: Value) -> Answer {

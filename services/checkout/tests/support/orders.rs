@@ -54,6 +54,7 @@ pub async fn setup(users: usize) -> Setup {
         hold_ms: 600_000,
         limit: 10,
         waiting_room: false,
+        verified_email_required: false,
         sections: vec![SectionLayout { id: 1, seated: Some((3, 10)), capacity: 30, price_cents: 4200 }],
     };
     publish(&mut conn, &scripts, &config.redis_prefix, &keys, &meta).await.expect("publish");
@@ -69,7 +70,7 @@ pub async fn setup(users: usize) -> Setup {
 /// Holds and pays for `seat`: the order's public id.
 pub async fn buy(conn: &mut store::Redis, scripts: &Scripts, keys: &EventKeys, event: i64, user: &str, seat: SeatRef) -> String {
     let hold = HoldId::generate(event).token;
-    hold_seats(conn, scripts, keys, &HoldRequest { user, hold: &hold, idempotency: None, queue_pass: false }, &[seat]).await.expect("hold");
+    hold_seats(conn, scripts, keys, &HoldRequest { user, hold: &hold, idempotency: None, queue_pass: false, email_verified: false }, &[seat]).await.expect("hold");
     let order = stampede_common::ids::random_hex(16);
     let pay = Payment { order: &order, payment: "pay_x", charge: "ch_x", method: "pm_card_visa" };
     confirm(conn, scripts, keys, &hold, user, &pay).await.expect("confirm");

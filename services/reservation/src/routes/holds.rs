@@ -93,8 +93,16 @@ pub(crate) struct HoldMetrics {
 }
 
 impl HoldMetrics {
-    const OUTCOMES: [&'static str; 7] =
-        ["created", "replayed", "unavailable", "limit_exceeded", "not_on_sale", "queue_pass_required", "invalid"];
+    const OUTCOMES: [&'static str; 8] = [
+        "created",
+        "replayed",
+        "unavailable",
+        "limit_exceeded",
+        "not_on_sale",
+        "queue_pass_required",
+        "email_unverified",
+        "invalid",
+    ];
 
     pub(crate) fn register() -> Self {
         Self {
@@ -133,6 +141,9 @@ pub(crate) async fn create(svc: &ReservationService, event: Option<i64>, req: Re
         hold: &hold.token,
         idempotency: idem.as_deref(),
         queue_pass,
+        // From the access token, so no lookup: the script refuses an
+        // unverified caller only on an event that requires it.
+        email_verified: who.email_verified,
     };
     let mut conn = svc.redis.clone();
     let started = Instant::now();
@@ -247,6 +258,10 @@ pub(crate) async fn create(svc: &ReservationService, event: Option<i64>, req: Re
             svc.metrics.outcome("not_on_sale");
             Err(Problem::forbidden("not_on_sale", "this event is not on sale yet"))
         }
+        HoldOutcome::EmailUnverified => {
+            svc.metrics.outcome("email_unverified");
+            Err(email_unverified())
+        }
         HoldOutcome::QueuePassRequired => {
             svc.metrics.outcome("queue_pass_required");
             Err(Problem::forbidden(
@@ -308,4 +323,13 @@ pub(crate) async fn delete(svc: &ReservationService, id: &str, req: &Request<Inc
         ReleaseOutcome::Noop(_) | ReleaseOutcome::NotYet(_) => Ok(http::empty(StatusCode::NO_CONTENT)),
         ReleaseOutcome::NotFound => Err(Problem::not_found("no such hold")),
     }
+}
+
+/// 403 for an event that requires a verified e-mail, asked by an account
+/// whose access token says it is not (verify, then refresh the token).
+pub(crate) fn email_unverified() -> Problem {
+    Problem::forbidden(
+        "email_unverified",
+        "this event requires a verified e-mail address: verify yours, then sign in again or refresh your access token",
+    )
 }
