@@ -100,8 +100,9 @@ pub(crate) async fn verify(svc: &AuthService, req: Request<Incoming>) -> Result<
 /// allowance.
 pub(crate) async fn request_reset(svc: &AuthService, req: Request<Incoming>) -> Result<Resp, Problem> {
     let body: ResetRequest = http::read_json(req.into_body(), svc.max_body).await?;
-    // A malformed address has no account either: the same 202.
-    let Ok(email) = super::normalize_email(&body.email) else { return Ok(http::empty(StatusCode::ACCEPTED)) };
+    // A malformed address is a 400, as at sign-up: that says something of
+    // the text sent, nothing of which accounts exist.
+    let email = super::normalize_email(&body.email)?;
     let mut client = svc.db.get().await?;
     let tx = client.transaction().await?;
     let row = tx.query_opt("SELECT id FROM users WHERE email = $1 FOR UPDATE", &[&email]).await?;
