@@ -30,6 +30,8 @@ struct App {
 
 #[path = "api/organisers.rs"]
 mod organisers;
+#[path = "api/report.rs"]
+mod report;
 
 async fn app() -> App {
     app_with(|_| {}).await
@@ -37,7 +39,7 @@ async fn app() -> App {
 
 /// An app whose configuration `tune` changes first.
 async fn app_with(tune: impl FnOnce(&mut CatalogConfig)) -> App {
-    let config = test_config(&[stampede_auth::MIGRATIONS, stampede_catalog::MIGRATIONS].concat()).await;
+    let config = test_config(&[stampede_auth::MIGRATIONS, stampede_catalog::MIGRATIONS, stampede_persister::MIGRATIONS].concat()).await;
     let mut catalog = CatalogConfig::from_env(&config.env).expect("catalog config");
     tune(&mut catalog);
     let db = stampede_common::db::pool(&config.database_url, 4).expect("pool");

@@ -10,11 +10,13 @@
 //! | `/api/events`, `/api/events/{id}` | [`events`] |
 //! | `/api/events/{id}/audit` | [`audit`] |
 //! | `/api/events/{id}/publish` | [`publish`] |
+//! | `/api/events/{id}/report` | [`report`] |
 //! | `/api/events/{id}/sections/{section_id}/seats` | [`seats`] |
 
 mod audit;
 mod events;
 mod publish;
+mod report;
 mod seats;
 
 use std::sync::Arc;
@@ -57,6 +59,14 @@ pub(crate) async fn route(svc: &CatalogService, req: Request<Incoming>) -> Route
             let Some(id) = parse_id(id) else { return (ROUTE, Err(CatalogError::NotFound.into())) };
             match m {
                 Method::GET => (ROUTE, audit::audit(svc, req, id).await),
+                _ => (ROUTE, Err(Problem::method_not_allowed("GET"))),
+            }
+        }
+        [id, "report"] => {
+            const ROUTE: &str = "/api/events/{id}/report";
+            let Some(id) = parse_id(id) else { return (ROUTE, Err(CatalogError::NotFound.into())) };
+            match m {
+                Method::GET => (ROUTE, report::report(svc, req, id).await),
                 _ => (ROUTE, Err(Problem::method_not_allowed("GET"))),
             }
         }
