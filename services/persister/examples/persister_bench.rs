@@ -77,9 +77,12 @@ async fn config(batch: usize) -> anyhow::Result<(Config, PersisterConfig)> {
     Ok((config, persister))
 }
 
-/// The tables the worker writes and reads.
+/// The tables the worker writes and reads (and those their migrations
+/// alter: the catalog's migration 9 widens auth's users), in version order.
 fn migrations() -> Vec<Migration> {
-    [stampede_catalog::MIGRATIONS, stampede_persister::MIGRATIONS].concat()
+    let mut all = [stampede_auth::MIGRATIONS, stampede_catalog::MIGRATIONS, stampede_persister::MIGRATIONS].concat();
+    all.sort_by_key(|m| m.version);
+    all
 }
 
 #[tokio::main]
