@@ -320,6 +320,26 @@ redis_ping() { [[ "$(redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null)" == PONG ]
 # p99 14 → 20 ms), about 40% while other work writes to the same disk (a build:
 # 7,500 → 4,500 holds/s). Either way far above a 20,000-seat
 # sale's first minute. Redis 7.0 has no WAITAOF (7.2) to fsync only payments.
+# redis_server_start DIR PORT [ARGS...]: one private redis-server on
+# 127.0.0.1:PORT, daemonized, its data, pid file (redis.pid) and log
+# (redis.log) in DIR, with the durability and keyspace notifications above;
+# ARGS come last, so they win. Used by start_redis and by every node of
+# start_redis_cluster, so both keep the same settings.
+redis_server_start() {
+  local dir=$1 port=$2
+  shift 2
+  redis-server --daemonize yes \
+    --bind 127.0.0.1 --port "$port" \
+    --dir "$dir" --pidfile "${dir}/redis.pid" --logfile "${dir}/redis.log" \
+    --appendonly yes --appendfsync "${STAMPEDE_REDIS_APPENDFSYNC:-always}" \
+    --notify-keyspace-events Ex \
+    --save "" \
+    "$@" || {
+    tail_log "${dir}/redis.log"
+    die "redis-server on port ${port} failed to start"
+  }
+}
+
 start_redis() {
   local dir=$1 preferred=$2
   shift 2
@@ -341,16 +361,7 @@ start_redis() {
 
   pick_port REDIS_PORT "$recorded" "$preferred"
   log "starting Redis on 127.0.0.1:${REDIS_PORT} (${dir})"
-  redis-server --daemonize yes \
-    --bind 127.0.0.1 --port "$REDIS_PORT" \
-    --dir "$dir" --pidfile "$pidfile" --logfile "$logfile" \
-    --appendonly yes --appendfsync "${STAMPEDE_REDIS_APPENDFSYNC:-always}" \
-    --notify-keyspace-events Ex \
-    --save "" \
-    "$@" || {
-    tail_log "$logfile"
-    die "redis-server failed to start"
-  }
+  redis_server_start "$dir" "$REDIS_PORT" "$@"
   local i
   for ((i = 0; i < 150; i++)); do
     redis_ping "$REDIS_PORT" && break
@@ -458,17 +469,8 @@ start_cluster_node() {
   local dir=$1 port=$2 node=${1}/node-${2} extra=()
   mkdir -p "$node"
   [[ -s ${dir}/extra-args ]] && mapfile -t extra <"${dir}/extra-args"
-  redis-server --daemonize yes \
-    --bind 127.0.0.1 --port "$port" \
-    --cluster-enabled yes --cluster-config-file "${node}/nodes.conf" --cluster-node-timeout 2000 \
-    --dir "$node" --pidfile "${node}/redis.pid" --logfile "${node}/redis.log" \
-    --appendonly yes --appendfsync "${STAMPEDE_REDIS_APPENDFSYNC:-always}" \
-    --notify-keyspace-events Ex \
-    --save "" \
-    "${extra[@]}" || {
-    tail_log "${node}/redis.log"
-    die "redis-server (cluster node ${port}) failed to start"
-  }
+  redis_server_start "$node" "$port" \
+    --cluster-enabled yes --cluster-config-file "${node}/nodes.conf" --cluster-node-timeout 2000 "${extra[@]}"
 }
 
 # cluster_slot_owner DIR KEY: the port of the live primary that serves KEY's
