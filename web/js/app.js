@@ -11,16 +11,22 @@
 //   #/tickets           my tickets: QR codes, transfer, resale (ticketpages.js)
 //   #/gate              check-in at the door, for gate staff and admins
 //   #/signin #/signup   accounts (?next=<route> to come back)
-//   #/admin             create and publish events
+//   #/manage            my events: the events I manage, drafts included, for
+//                       organisers and admins (organiserpages.js)
+//   #/manage/new        create and publish an event (also #/admin)
+//   #/manage/{id}       an event's sales report (CSV download) and audit trail
+//   #/admin             create and publish events, for organisers and admins
+//   #/admin/audit       the audit log of every admin and organiser action (admins)
 
 import { createApi, ApiError, newIdempotencyKey } from './api.js';
 import { h, fill, field } from './dom.js';
 import {
   formatCents, formatTime, formatCountdown, spokenCountdown, seatLabel, parseSeatId,
-  pruneSelection, eventBody, dateToLocalInput, seatsFromRows,
+  pruneSelection, seatsFromRows,
 } from './format.js';
 import { SeatMap, legend } from './seatmap.js';
 import { ticketPages } from './ticketpages.js';
+import { organiserPages, canManage } from './organiserpages.js';
 
 const HOLD_KEY = 'stampede.currentHold';
 const PASS_KEY = 'stampede.queuePass.'; // + event id
@@ -35,6 +41,7 @@ const accountBox = document.getElementById('account');
 const resumeBox = document.getElementById('resume');
 const adminLink = document.querySelector('[data-testid="nav-admin"]');
 const gateLink = document.querySelector('[data-testid="nav-gate"]');
+const manageLink = document.querySelector('[data-testid="nav-manage"]');
 
 const api = createApi({
   fetch: (...a) => window.fetch(...a),
@@ -104,7 +111,7 @@ function renderAccount() {
   const u = user();
   if (u) {
     fill(accountBox,
-      h('span', { class: 'whoami', 'data-testid': 'whoami' }, u.email, u.role === 'admin' || u.role === 'gate' ? ` (${u.role})` : ''),
+      h('span', { class: 'whoami', 'data-testid': 'whoami' }, u.email, u.role === 'customer' ? '' : ` (${u.role})`),
       h('button', {
         type: 'button', class: 'link', 'data-testid': 'nav-signout',
         onclick: async () => {
@@ -121,6 +128,7 @@ function renderAccount() {
   }
   adminLink.hidden = !(u && u.role === 'admin');
   gateLink.hidden = !(u && (u.role === 'admin' || u.role === 'gate'));
+  manageLink.hidden = !canManage(u);
 }
 
 function renderResume(route) {
@@ -659,149 +667,11 @@ function accountPage(ctx, mode, params) {
   email.focus();
 }
 
-function adminPage() {
-  const u = user();
-  if (!u) {
-    needSignIn('#/admin');
-    return;
-  }
-  if (u.role !== 'admin') {
-    page('Admin', h('p', {}, 'This page is for administrators. You are signed in as ', u.email, '.'));
-    return;
-  }
-  const now = new Date();
-  const inputs = {
-    name: h('input', { required: true, maxlength: 200, 'data-testid': 'admin-name' }),
-    venue: h('input', { required: true, maxlength: 200, 'data-testid': 'admin-venue' }),
-    starts_at: h('input', { type: 'datetime-local', required: true, 'data-testid': 'admin-starts-at', value: dateToLocalInput(new Date(now.getTime() + 30 * 86_400_000)) }),
-    sale_starts_at: h('input', { type: 'datetime-local', required: true, 'data-testid': 'admin-sale-starts-at', value: dateToLocalInput(new Date(now.getTime() - 60_000)) }),
-    hold_seconds: h('input', { type: 'number', min: 1, max: 3600, value: 600, 'data-testid': 'admin-hold-seconds' }),
-    per_user_limit: h('input', { type: 'number', min: 1, max: 50, value: 4, 'data-testid': 'admin-per-user-limit' }),
-    waiting_room: h('input', { type: 'checkbox', 'data-testid': 'admin-waiting-room' }),
-  };
-  const sectionList = h('div', { class: 'section-list', 'data-testid': 'admin-sections' });
-  const sections = [];
-
-  function addSection(defaults = {}) {
-    const i = sections.length;
-    const s = {
-      name: h('input', { required: true, 'data-testid': `section-name-${i}`, value: defaults.name || '' }),
-      price: h('input', { required: true, inputmode: 'decimal', pattern: '\\$?\\d+(\\.\\d{1,2})?', 'data-testid': `section-price-${i}`, value: defaults.price || '' }),
-      kind: h('select', { 'data-testid': `section-kind-${i}` },
-        h('option', { value: 'seated' }, 'Seated (rows × seats)'), h('option', { value: 'ga' }, 'General admission')),
-      rows: h('input', { type: 'number', min: 1, 'data-testid': `section-rows-${i}`, value: defaults.rows || 10 }),
-      seats_per_row: h('input', { type: 'number', min: 1, 'data-testid': `section-seats-per-row-${i}`, value: defaults.seats_per_row || 20 }),
-      capacity: h('input', { type: 'number', min: 1, 'data-testid': `section-capacity-${i}`, value: defaults.capacity || 500 }),
-    };
-    const seated = h('div', { class: 'inline' }, field('Rows', s.rows), field('Seats per row', s.seats_per_row));
-    const ga = h('div', { class: 'inline' }, field('Capacity', s.capacity));
-    const sync = () => {
-      const isGa = s.kind.value === 'ga';
-      seated.hidden = isGa;
-      ga.hidden = !isGa;
-      s.rows.required = !isGa;
-      s.seats_per_row.required = !isGa;
-      s.capacity.required = isGa;
-    };
-    s.kind.addEventListener('change', sync);
-    const remove = h('button', { type: 'button', class: 'link', 'data-testid': `section-remove-${i}` }, 'Remove');
-    const box = h('fieldset', { class: 'section-input', 'data-testid': `admin-section-${i}` },
-      h('legend', {}, `Section ${i + 1}`),
-      h('div', { class: 'inline' }, field('Name', s.name), field('Price (USD)', s.price, 'e.g. 45.00'), field('Kind', s.kind)),
-      seated, ga, remove);
-    remove.addEventListener('click', () => {
-      const at = sections.indexOf(s);
-      if (at >= 0 && sections.length > 1) {
-        sections.splice(at, 1);
-        box.remove();
-      }
-    });
-    if (defaults.kind) s.kind.value = defaults.kind;
-    sync();
-    sections.push(s);
-    sectionList.append(box);
-  }
-  addSection({ name: 'Stalls', price: '45.00', rows: 8, seats_per_row: 12 });
-
-  const create = h('button', { type: 'submit', class: 'primary', 'data-testid': 'admin-create' }, 'Create draft event');
-  const result = h('div', { class: 'result', 'data-testid': 'admin-result', 'aria-live': 'polite' });
-  const form = h('form', { 'data-testid': 'admin-form', 'aria-label': 'New event' },
-    h('div', { class: 'inline' }, field('Event name', inputs.name), field('Venue', inputs.venue)),
-    h('div', { class: 'inline' },
-      field('Starts at', inputs.starts_at, 'Your local time'),
-      field('Sale starts at', inputs.sale_starts_at, 'Before the event starts')),
-    h('div', { class: 'inline' },
-      field('Hold time (seconds)', inputs.hold_seconds, 'How long a customer has to pay'),
-      field('Per-customer limit', inputs.per_user_limit, '1 to 50 seats')),
-    field('Waiting room', inputs.waiting_room, 'Customers queue first and are let in at a steady rate'),
-    h('h2', {}, 'Sections'),
-    sectionList,
-    h('button', { type: 'button', class: 'secondary', 'data-testid': 'admin-add-section', onclick: () => addSection() }, 'Add a section'),
-    h('div', { class: 'actions' }, create));
-
-  function showCreated(ev) {
-    const status = h('span', { 'data-testid': 'admin-status' }, ev.status);
-    const publish = h('button', { type: 'button', class: 'primary', 'data-testid': 'admin-publish', hidden: ev.status !== 'draft' }, 'Publish now');
-    const link = h('a', { href: `#/events/${ev.id}`, 'data-testid': 'admin-event-link', hidden: ev.status !== 'published' }, 'Open the event page');
-    publish.addEventListener('click', async () => {
-      clearError();
-      try {
-        const done = await busy(publish, 'Publishing…', () => api.post(`/api/events/${encodeURIComponent(ev.id)}/publish`));
-        status.textContent = done.status;
-        publish.hidden = true;
-        link.hidden = false;
-        announce(`${done.name} is published.`);
-      } catch (err) {
-        showError(err);
-      }
-    });
-    fill(result, h('div', { class: 'card', 'data-testid': 'admin-created', 'data-event-id': ev.id },
-      h('h2', {}, ev.name),
-      h('p', {}, `Event ${ev.id} · version ${ev.version} · status `, status),
-      h('p', {}, ev.sections.map((s) => `${s.name}: ${s.capacity} places at ${formatCents(s.price_cents)}`).join(' · ')),
-      h('div', { class: 'actions' }, publish, link)));
-  }
-
-  form.addEventListener('submit', async (e) => {
-    e.preventDefault();
-    clearError();
-    const values = {
-      name: inputs.name.value,
-      venue: inputs.venue.value,
-      starts_at: inputs.starts_at.value,
-      sale_starts_at: inputs.sale_starts_at.value,
-      hold_seconds: inputs.hold_seconds.value,
-      per_user_limit: inputs.per_user_limit.value,
-      waiting_room: inputs.waiting_room.checked,
-      sections: sections.map((s) => ({
-        name: s.name.value, price: s.price.value, kind: s.kind.value,
-        rows: s.rows.value, seats_per_row: s.seats_per_row.value, capacity: s.capacity.value,
-      })),
-    };
-    try {
-      const ev = await busy(create, 'Creating…', () => api.post('/api/events', eventBody(values)));
-      showCreated(ev);
-      announce(`Draft event ${ev.name} created.`);
-    } catch (err) {
-      showError(err);
-    }
-  });
-
-  const byId = h('input', { inputmode: 'numeric', pattern: '\\d+', required: true, 'data-testid': 'admin-publish-id' });
-  const lookup = h('form', { class: 'inline', 'aria-label': 'Publish a draft by id' },
-    field('Draft event id', byId), h('button', { type: 'submit', class: 'secondary' }, 'Look up'));
-  lookup.addEventListener('submit', async (e) => {
-    e.preventDefault();
-    clearError();
-    try {
-      showCreated(await api.get(`/api/events/${encodeURIComponent(byId.value.trim())}`));
-    } catch (err) {
-      showError(err);
-    }
-  });
-
-  page('Create an event', form, result, h('h2', {}, 'Publish an existing draft'), lookup);
-}
+const {
+  myEventsPage, eventFormPage, manageEventPage, auditLogPage,
+} = organiserPages({
+  api, page, loading, busy, showError, clearError, user, needSignIn, announce,
+});
 
 const { myTicketsPage, gatePage, resaleSection } = ticketPages({
   api, page, loading, busy, showError, clearError, user, needSignIn, eventInfo, sectionName, announce,
@@ -878,7 +748,15 @@ async function render() {
       case 'gate': await gatePage(ctx); break;
       case 'signin': accountPage(ctx, 'signin', params); break;
       case 'signup': accountPage(ctx, 'signup', params); break;
-      case 'admin': adminPage(ctx); break;
+      case 'manage':
+        if (parts[1] === 'new') eventFormPage(ctx, '#/manage/new');
+        else if (parts[1]) await manageEventPage(ctx, parts[1], params);
+        else await myEventsPage(ctx);
+        break;
+      case 'admin':
+        if (parts[1] === 'audit') await auditLogPage(ctx);
+        else eventFormPage(ctx, '#/admin');
+        break;
       default: notFoundPage();
     }
   } catch (err) {

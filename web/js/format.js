@@ -150,5 +150,6 @@ export function eventBody(form) {
   if (String(form.hold_seconds).trim() !== '') body.hold_seconds = Number(form.hold_seconds);
   if (String(form.per_user_limit).trim() !== '') body.per_user_limit = Number(form.per_user_limit);
   if (form.waiting_room) body.waiting_room = true;
+  if (form.verified_email_required) body.verified_email_required = true;
   return body;
 }
