@@ -16,14 +16,15 @@
 // Story: organiser A signs in, opens My events, follows New event, creates a
 // draft with a seated and a general-admission section (the API lists it as a
 // draft among A's managed events), publishes it, and My events lists it
-// Published. A customer (through the API, to keep this quick: purchase.mjs
+// Published; a second draft, made with "Requires a verified e-mail to buy"
+// (the API has verified_email_required), is listed Draft above it. A customer (through the API, to keep this quick: purchase.mjs
 // covers buying in the browser) buys two seats and three standing places
 // with the visa card and holds one more seat. A opens the event's manage
 // page: the totals and each section's row show what was bought (Refresh until
 // the revenue, which Postgres records a moment after the sale, is there) and
 // agree with the API's report; Download CSV saves event-<id>-report.csv with
 // the section rows and the same totals; the audit trail shows Published and
-// Created, by "you" (A's id). Organiser B: My events does not list A's event,
+// Created, by "you" (A's id). Organiser B: My events lists neither of A's events,
 // and its manage page says Not found (the API: 404). A customer sees no My
 // events link, and #/manage says "Only organisers and admins" (the API: 403).
 // The admin opens the audit log from the admin page and finds A's
@@ -184,6 +185,24 @@ async function main() {
     assert.equal(await row.locator('time').getAttribute('datetime'), detail.starts_at);
     assert.equal(await row.getByTestId('managed-report').getAttribute('href'), `#/manage/${eventId}`);
     assert.equal(await row.getByTestId('managed-audit').getAttribute('href'), `#/manage/${eventId}?show=audit`);
+
+    step('New event again: a draft that requires a verified e-mail; My events lists it Draft, newest first');
+    await tid('new-event').click();
+    await ready('#/manage/new');
+    await tid('admin-name').fill(`${eventName} (verified fans)`);
+    await tid('admin-venue').fill('Hall O');
+    await tid('admin-verified-email').check();
+    await tid('admin-create').click();
+    await tid('admin-created').waitFor();
+    const draftId = await tid('admin-created').getAttribute('data-event-id');
+    await tid('admin-verified-note').waitFor();
+    assert.equal((await apiCall('GET', `/api/events/${draftId}`, { token: orgA.access_token })).verified_email_required, true);
+    await tid('admin-manage-link').waitFor();
+    await tid('nav-manage').click();
+    await ready('#/manage');
+    assert.deepEqual(await tid('managed-event').evaluateAll((rows) => rows.slice(0, 2).map((r) => [r.dataset.eventId, r.dataset.status])),
+      [[draftId, 'draft'], [eventId, 'published']]);
+    assert.equal(await text('managed-status', page.locator(`[data-testid="managed-event"][data-event-id="${draftId}"]`)), 'Draft');
     await page.screenshot({ path: path.join(ARTIFACTS, 'manage-events.png'), fullPage: true });
 
     // ---- a customer buys (through the API) -----------------------------------------
@@ -281,9 +300,11 @@ async function main() {
     step(`organiser B (${B_EMAIL}): My events does not list A's event; its manage page says Not found`);
     await switchUser(B_EMAIL, B_PASSWORD, '#/manage');
     assert.equal(await text('page-title'), 'My events');
-    assert.equal(await page.locator(`[data-testid="managed-event"][data-event-id="${eventId}"]`).count(), 0);
+    for (const id of [eventId, draftId]) {
+      assert.equal(await page.locator(`[data-testid="managed-event"][data-event-id="${id}"]`).count(), 0);
+    }
     const theirs = await apiCall('GET', '/api/events?managed=true', { token: orgB.access_token });
-    assert.ok(!theirs.events.some((e) => e.id === eventId), 'the API does not list A\'s event for B');
+    assert.ok(!theirs.events.some((e) => e.id === eventId || e.id === draftId), 'the API does not list A\'s events for B');
     await page.goto(`${BASE}/#/manage/${eventId}`);
     await ready(`#/manage/${eventId}`);
     assert.equal(await text('page-title'), 'Not found');
