@@ -24,7 +24,9 @@
 // the revenue, which Postgres records a moment after the sale, is there) and
 // agree with the API's report; Download CSV saves event-<id>-report.csv with
 // the section rows and the same totals; the audit trail shows Published and
-// Created, by "you" (A's id). Organiser B: My events lists neither of A's events,
+// Created, by "you" (A's id); after 51 changes to the draft (through the
+// API) its trail shows 50 entries and "Older entries" the other two.
+// Organiser B: My events lists neither of A's events,
 // and its manage page says Not found (the API: 404). A customer sees no My
 // events link, and #/manage says "Only organisers and admins" (the API: 403).
 // The admin opens the audit log from the admin page and finds A's
@@ -295,6 +297,26 @@ async function main() {
     await ready(`#/manage/${eventId}?show=audit`);
     await page.waitForFunction(() => document.activeElement?.id === 'audit-heading');
     await trail.screenshot({ path: path.join(ARTIFACTS, 'audit.png') });
+
+    step('the draft\'s trail, 52 entries after 51 changes (API PATCH): 50 shown, Older entries shows the rest');
+    const CHANGES = 51;
+    for (let v = 1; v <= CHANGES; v++) {
+      await apiCall('PATCH', `/api/events/${draftId}`, { token: orgA.access_token, headers: { 'if-match': String(v) }, body: { venue: `Hall ${v}` } });
+    }
+    await page.goto(`${BASE}/#/manage/${draftId}?show=audit`);
+    await ready(`#/manage/${draftId}?show=audit`);
+    assert.equal(await text('manage-status'), 'Draft');
+    assert.equal(await entries.count(), 50, 'a page is 50 entries');
+    assert.equal(await text('audit-action', entries.nth(0)), 'Changed');
+    assert.equal(await text('audit-details', entries.nth(0)), `venue: Hall ${CHANGES - 1} → Hall ${CHANGES}`);
+    await trail.getByTestId('audit-older').click();
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="audit-entry"]').length === 52);
+    assert.equal(await trail.getByTestId('audit-older').isHidden(), true, 'no older page after the last');
+    assert.equal(await text('audit-action', entries.nth(51)), 'Created');
+    assert.equal(await text('audit-details', entries.nth(50)), 'venue: Hall O → Hall 1');
+    const ids = await entries.evaluateAll((rows) => rows.map((r) => Number(r.dataset.entryId)));
+    assert.deepEqual(ids, [...ids].sort((a, b) => b - a), 'newest first, no entry twice');
+    assert.equal(new Set(ids).size, 52);
 
     // ---- organiser B -------------------------------------------------------------------
     step(`organiser B (${B_EMAIL}): My events does not list A's event; its manage page says Not found`);
