@@ -11,11 +11,10 @@
 //   #/tickets           my tickets: QR codes, transfer, resale (ticketpages.js)
 //   #/gate              check-in at the door, for gate staff and admins
 //   #/signin #/signup   accounts (?next=<route> to come back)
-//   #/manage            my events: the events I manage, drafts included, for
-//                       organisers and admins (organiserpages.js)
-//   #/manage/new        create and publish an event (also #/admin)
+//   #/admin             create and publish events
+//   #/manage/new        the same, for organisers and admins (organiserpages.js)
+//   #/manage            my events: the events I manage, drafts included
 //   #/manage/{id}       an event's sales report (CSV download) and audit trail
-//   #/admin             create and publish events, for organisers and admins
 //   #/admin/audit       the audit log of every admin and organiser action (admins)
 
 import { createApi, ApiError, newIdempotencyKey } from './api.js';
@@ -111,7 +110,7 @@ function renderAccount() {
   const u = user();
   if (u) {
     fill(accountBox,
-      h('span', { class: 'whoami', 'data-testid': 'whoami' }, u.email, u.role === 'customer' ? '' : ` (${u.role})`),
+      h('span', { class: 'whoami', 'data-testid': 'whoami' }, u.email, u.role === 'admin' || u.role === 'gate' ? ` (${u.role})` : ''),
       h('button', {
         type: 'button', class: 'link', 'data-testid': 'nav-signout',
         onclick: async () => {

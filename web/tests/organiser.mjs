@@ -133,7 +133,7 @@ async function main() {
     // ---- organiser A creates and publishes an event -----------------------------
     step(`organiser A (${A_EMAIL}) signs in and opens My events from the nav`);
     await switchUser(A_EMAIL, A_PASSWORD, '#/');
-    await tid('whoami').filter({ hasText: '(organiser)' }).waitFor();
+    await tid('nav-manage').waitFor();
     assert.equal(await tid('nav-admin').isHidden(), true, 'no Admin link for an organiser');
     await tid('nav-manage').click();
     await ready('#/manage');
