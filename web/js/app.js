@@ -670,6 +670,7 @@ const {
   myEventsPage, eventFormPage, manageEventPage, auditLogPage,
 } = organiserPages({
   api, page, loading, busy, showError, clearError, user, needSignIn, announce,
+  rerender: () => render(),
 });
 
 const { myTicketsPage, gatePage, resaleSection } = ticketPages({

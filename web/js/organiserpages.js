@@ -4,7 +4,7 @@
 // the event form (#/manage/new and #/admin: create a draft, publish it, then
 // manage it), an event's manage page (#/manage/{id}: the sales report with
 // its totals, a table by section, a CSV download and a Refresh button; the
-// audit trail with "Older entries"), and the admins' audit log
+// audit trail with "Older entries"; Publish now for a draft), and the admins' audit log
 // (#/admin/audit). Organisers manage their own events, admins all of them:
 // another organiser's event answers 404 and shows "Not found"; customers and
 // gate staff get "Only organisers and admins".
@@ -220,7 +220,7 @@ export function manageFailure(err) {
 
 export function organiserPages(shell) {
   const {
-    api, page, loading, busy, showError, clearError, user, needSignIn, announce,
+    api, page, loading, busy, showError, clearError, user, needSignIn, announce, rerender,
   } = shell;
 
   function forbidden(title) {
@@ -615,11 +615,26 @@ export function organiserPages(shell) {
       { label: 'This event\'s audit trail, newest first' });
     const name = ev ? ev.name : `Event ${id}`;
     const status = ev ? ev.status : report.status;
+    // A draft is published from here too (as from the event form).
+    const publish = status === 'draft'
+      ? h('button', { type: 'button', class: 'primary', 'data-testid': 'manage-publish' }, 'Publish now')
+      : null;
+    publish?.addEventListener('click', async () => {
+      clearError();
+      try {
+        const done = await busy(publish, 'Publishing…', () => api.post(`/api/events/${eid}/publish`));
+        announce(`${done.name} is published.`);
+        if (ctx.live()) rerender();
+      } catch (err) {
+        showError(err);
+      }
+    });
     page(name,
       h('p', { class: 'lead', 'data-testid': 'manage-meta' },
         h('span', { class: `badge ${status}`, 'data-testid': 'manage-status' }, eventStatusText(status)),
         ev ? [' ', ev.venue, ' · ', h('time', { datetime: ev.starts_at }, formatTime(ev.starts_at))] : null),
       h('p', { class: 'actions' },
+        publish,
         h('a', { href: '#/manage', 'data-testid': 'to-my-events' }, 'My events'),
         status === 'published' ? h('a', { href: `#/events/${id}` }, 'Event page') : null),
       h('section', { class: 'section', 'aria-labelledby': 'report-heading' },

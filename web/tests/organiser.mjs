@@ -25,7 +25,8 @@
 // agree with the API's report; Download CSV saves event-<id>-report.csv with
 // the section rows and the same totals; the audit trail shows Published and
 // Created, by "you" (A's id); after 51 changes to the draft (through the
-// API) its trail shows 50 entries and "Older entries" the other two.
+// API) its trail shows 50 entries and "Older entries" the other two; its
+// Publish now publishes it.
 // Organiser B: My events lists neither of A's events,
 // and its manage page says Not found (the API: 404). A customer sees no My
 // events link, and #/manage says "Only organisers and admins" (the API: 403).
@@ -317,6 +318,15 @@ async function main() {
     const ids = await entries.evaluateAll((rows) => rows.map((r) => Number(r.dataset.entryId)));
     assert.deepEqual(ids, [...ids].sort((a, b) => b - a), 'newest first, no entry twice');
     assert.equal(new Set(ids).size, 52);
+
+    step('Publish now on the draft\'s manage page: Published, and the trail starts with it');
+    await tid('manage-publish').click();
+    await page.waitForFunction(() => document.querySelector('[data-testid="manage-status"]')?.textContent === 'Published');
+    await entries.first().waitFor();
+    assert.equal(await entries.first().getAttribute('data-action'), 'event.publish');
+    assert.equal(await text('audit-details', entries.first()), `Draft → Published (version ${CHANGES + 2})`);
+    assert.equal(await tid('manage-publish').count(), 0);
+    assert.equal((await apiCall('GET', `/api/events/${draftId}`)).status, 'published', 'public now');
 
     // ---- organiser B -------------------------------------------------------------------
     step(`organiser B (${B_EMAIL}): My events does not list A's event; its manage page says Not found`);

@@ -83,10 +83,8 @@ test('a publication: draft → published with the version', () => {
 });
 
 test('an update names only the fields that changed', () => {
-  const before = CREATED.details.after;
+  const before = { ...CREATED.details.after, per_user_limit: 4, waiting_room: false };
   const after = { ...before, venue: 'Hall C', per_user_limit: 6, waiting_room: true, version: 2 };
-  before.per_user_limit = 4;
-  before.waiting_room = false;
   const text = auditDetailsText({ action: 'event.update', details: { before, after } });
   assert.equal(text, 'venue: Hall B → Hall C · per-customer limit: 4 → 6 · waiting room: no → yes');
   const moved = auditDetailsText({ action: 'event.update', details: { before, after: { ...before, starts_at: '2027-02-01T20:00:00.000Z' } } });
