@@ -15,7 +15,7 @@
 
 import { ApiError } from './api.js';
 import { h, fill, field } from './dom.js';
-import { formatCents, formatTime, eventBody, dateToLocalInput } from './format.js';
+import { formatCents, formatTime, eventBody, dateToLocalInput, seatLabel } from './format.js';
 
 // ---------------------------------------------------------------------------
 // pure helpers
@@ -122,10 +122,16 @@ export function auditDetailsText(entry) {
     }
     case 'event.publish':
       return `${eventStatusText(before && before.status)} → ${eventStatusText(after && after.status)}${after && after.version != null ? ` (version ${after.version})` : ''}`;
+    case 'ticket.check_in': {
+      // details: {role, owner_id, section_id, seat, version}; target ticket:<public id>.
+      const ticket = /^ticket:(.+)$/.exec(String(entry.target || ''));
+      const place = d.seat ? seatLabel(d.seat) : 'general admission';
+      return [ticket ? `Ticket ${ticket[1]}` : null, place, d.role ? `by the ${d.role}` : null].filter(Boolean).join(' · ');
+    }
     case 'user.role':
       return `${entry.target ? `${String(entry.target).replace(':', ' ')}: ` : ''}${plainValue(before && before.role)} → ${plainValue(after && after.role)}`;
     default: {
-      // Anything newer (ticket.check_in, …): its fields, briefly.
+      // Anything newer: its fields, briefly.
       const parts = Object.entries(d)
         .filter(([, v]) => v !== null && v !== undefined && typeof v !== 'object')
         .map(([k, v]) => `${k.replace(/_/g, ' ')}: ${plainValue(v)}`);

@@ -24,7 +24,8 @@
 // the revenue, which Postgres records a moment after the sale, is there) and
 // agree with the API's report; Download CSV saves event-<id>-report.csv with
 // the section rows and the same totals; the audit trail shows Published and
-// Created, by "you" (A's id); after 51 changes to the draft (through the
+// Created, by "you" (A's id); A checks a ticket in (API) and the trail shows
+// Checked in first; after 51 changes to the draft (through the
 // API) its trail shows 50 entries and "Older entries" the other two; its
 // Publish now publishes it.
 // Organiser B: My events lists neither of A's events,
@@ -290,6 +291,26 @@ async function main() {
     assert.equal(await text('audit-action', entries.nth(1)), 'Created');
     assert.match(await text('audit-details', entries.nth(1)), new RegExp(`^“${eventName}” at Hall O · starts .* · sections: Stalls \\(4×6 seats, \\$45\\.00\\); Standing \\(50 standing, \\$20\\.00\\)$`));
     assert.equal(await trail.getByTestId('audit-older').isHidden(), true, 'two entries: no older page');
+
+    step('A checks in one of the customer\'s seated tickets (API); the trail shows Checked in, by you, first');
+    const fanTickets = (await apiCall('GET', '/api/tickets', { token: fan.access_token })).tickets;
+    const seated = fanTickets.find((t) => t.event_id === eventId && t.seat === `${stalls.id}:1:1`);
+    assert.ok(seated, JSON.stringify(fanTickets));
+    const { code } = await apiCall('GET', `/api/tickets/${seated.id}/code`, { token: fan.access_token });
+    await apiCall('POST', `/api/events/${eventId}/check-in`, { token: orgA.access_token, body: { code } });
+    for (let i = 0; ; i++) {
+      // The persister writes the entry a moment after the check-in.
+      await page.reload();
+      await ready(`#/manage/${eventId}`);
+      await entries.first().waitFor();
+      if (await entries.first().getAttribute('data-action') === 'ticket.check_in') break;
+      assert.ok(i < 20, 'the check-in reaches the audit trail');
+      await page.waitForTimeout(500);
+    }
+    assert.equal(await text('audit-action', entries.first()), 'Checked in');
+    assert.equal(await text('audit-who', entries.first()), 'you');
+    assert.equal(await text('audit-details', entries.first()), `Ticket ${seated.id} · Row 1, seat 1 · by the organiser`);
+    assert.equal(await entries.count(), 3);
 
     step('the Audit trail link of My events lands on the trail');
     await tid('to-my-events').click();

@@ -97,8 +97,15 @@ test('an update names only the fields that changed', () => {
 test('a role change, a check-in and odd details', () => {
   assert.equal(auditDetailsText({ action: 'user.role', target: 'user:9', details: { before: { role: 'customer' }, after: { role: 'organiser' } } }),
     'user 9: customer → organiser');
-  assert.equal(auditDetailsText({ action: 'ticket.check_in', details: { ticket: '42-abc-1', seat: '1:2:3', override: true } }),
-    'ticket: 42-abc-1 · seat: 1:2:3 · override: yes');
+  assert.equal(auditDetailsText({
+    action: 'ticket.check_in', target: 'ticket:42-abc-1',
+    details: { role: 'organiser', owner_id: 9, section_id: 1, seat: '1:2:3', version: 1 },
+  }), 'Ticket 42-abc-1 · Row 2, seat 3 · by the organiser');
+  assert.equal(auditDetailsText({
+    action: 'ticket.check_in', target: 'ticket:42-abc-2', details: { role: 'admin', owner_id: 9, section_id: 2, seat: null, version: 1 },
+  }), 'Ticket 42-abc-2 · general admission · by the admin');
+  assert.equal(auditDetailsText({ action: 'payment.refund', details: { amount_cents: 4500, order: '42-abc', full: true, nested: { x: 1 } } }),
+    'amount cents: 4500 · order: 42-abc · full: yes', 'an action this client does not know: its plain fields');
   assert.equal(auditDetailsText({ action: 'event.create', details: null }), '');
   assert.equal(auditDetailsText({ action: 'event.update', details: 'x' }), '');
   assert.equal(auditDetailsText(null), '');
