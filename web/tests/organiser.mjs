@@ -350,7 +350,7 @@ async function main() {
     assert.equal((await apiCall('GET', `/api/events/${draftId}`)).status, 'published', 'public now');
 
     // ---- organiser B -------------------------------------------------------------------
-    step(`organiser B (${B_EMAIL}): My events does not list A's event; its manage page says Not found`);
+    step(`organiser B (${B_EMAIL}): My events lists neither of A's events; the published one's manage page says Not found`);
     await switchUser(B_EMAIL, B_PASSWORD, '#/manage');
     assert.equal(await text('page-title'), 'My events');
     for (const id of [eventId, draftId]) {
