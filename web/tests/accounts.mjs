@@ -22,8 +22,12 @@
 // that requires a verified address (API); the verified customer holds a place
 // on it (with the refreshed token) and releases it. A second, unverified
 // customer's hold gets "This event requires a verified e-mail address" with a
-// link to #/account (the API says 403 email_unverified); there a wrong code is
-// refused and the e-mail's code verifies, and the hold then works. The first
+// link to #/account (the API says 403 email_unverified), and so is its Buy of
+// a resale ticket of that event (listed by the first customer); on #/account
+// a wrong code is refused and the e-mail's code verifies, and the hold then
+// works. A third customer verifies by the API (as from another device): the
+// page's token is stale, so its hold is refused, the page finds the address
+// verified, refreshes the token and holds again, which works. The first
 // customer changes the password: a mismatch and a short one are refused in the
 // page, a wrong current password gets "Your current password is wrong" (no
 // token refresh), the right one succeeds and the session goes on (its refresh
@@ -377,6 +381,20 @@ async function main() {
     await holdPlace(event.id, floor);
     await releaseHold();
 
+    step('the verified customer buys a place and lists it on resale (API), for the resale Buy below');
+    const firstToken = (await session()).access_token;
+    const bought = await apiCall('POST', `/api/events/${event.id}/holds`, { token: firstToken, body: { section_id: String(floor), quantity: 1 } });
+    await apiCall('POST', `/api/holds/${bought.id}/payment`, {
+      token: firstToken, body: { payment_method: 'pm_card_visa' }, headers: { 'idempotency-key': `acct-${run}` },
+    });
+    let ticket = null;
+    for (let i = 0; !ticket; i++) {
+      ticket = (await apiCall('GET', '/api/tickets', { token: firstToken })).tickets.find((t) => String(t.event_id) === String(event.id));
+      assert.ok(ticket || i < 40, 'the bought ticket shows in GET /api/tickets');
+      if (!ticket) await new Promise((r) => setTimeout(r, 250));
+    }
+    const listing = await apiCall('POST', `/api/tickets/${ticket.id}/listing`, { token: firstToken, body: { price_cents: 2000 } });
+
     step(`a second customer signs up (${second.email}), unverified; the hold is refused with the way to verify`);
     await authPause();
     await signOut();
@@ -395,6 +413,15 @@ async function main() {
     const refused = await apiRaw('POST', `/api/events/${event.id}/holds`, { token: secondToken, body: { section_id: String(floor), quantity: 1 } });
     assert.equal(refused.status, 403);
     assert.equal(refused.body.code, 'email_unverified');
+
+    step('the resale ticket\'s Buy on that event is refused the same way');
+    const offer = page.locator(`[data-testid="listing"][data-listing-id="${listing.id}"]`);
+    await offer.getByTestId('listing-buy').click();
+    await tid('listing-error').locator('[data-testid="email-unverified"]').filter({ hasText: 'This event requires a verified e-mail address' }).waitFor();
+    assert.equal(await tid('listing-error').locator('[data-testid="email-unverified-link"]').getAttribute('href'), '#/account');
+    assert.match(new URL(page.url()).hash, new RegExp(`^#/events/${event.id}$`), 'no hold page');
+    const stillOpen = await apiCall('GET', `/api/events/${event.id}/listings`);
+    assert.ok(stillOpen.listings.some((l) => String(l.id) === String(listing.id)), 'the listing is still open');
 
     step('the notice\'s link opens #/account: Not verified; a wrong code is refused');
     await tid('email-unverified-link').click();
@@ -418,6 +445,25 @@ async function main() {
     step('now the second customer\'s hold works; released');
     await holdPlace(event.id, floor);
     await releaseHold();
+
+    const third = { email: `acct3-${run}@example.com`, password: 'third customer password' };
+    step(`a third customer (${third.email}) verifies elsewhere (API, as from a phone): this page's token is stale, yet the hold works`);
+    await authPause();
+    await signOut();
+    await page.goto(`${BASE}/#/signup`);
+    await tid('signup-email').fill(third.email);
+    await tid('signup-password').fill(third.password);
+    await tid('signup-submit').click();
+    await tid('whoami').filter({ hasText: third.email }).waitFor();
+    const stale = (await session()).access_token;
+    const seenVerify3 = new Set(mailFiles('verify-'));
+    await apiCall('POST', '/api/auth/verify-email/request', { token: stale });
+    const verifyMail3 = await waitForMail('verify-', third.email, '/verify-email', seenVerify3);
+    await apiCall('POST', '/api/auth/verify-email', { body: { token: verifyMail3.code } });
+    assert.notEqual(claimsOf((await session()).access_token).email_verified, true, 'the page still has the old token');
+    await holdPlace(event.id, floor);
+    await releaseHold();
+    assert.equal(claimsOf((await session()).access_token).email_verified, true, 'the page refreshed its token and held again');
 
     // ---- change the password ----------------------------------------------------
     const newPassword = 'second password of the first';
