@@ -867,6 +867,34 @@ stop_app() {
 # ---------------------------------------------------------------------------
 # a whole stack for tests (scripts/test's openapi and browser stages)
 # ---------------------------------------------------------------------------
+# start_smtp_sink DIR PORT MAILDIR: scripts/smtp-sink (a real SMTP server,
+# aiosmtpd) on 127.0.0.1:PORT in the background, writing each message it
+# receives to MAILDIR; pid file DIR/smtp-sink.pid, log DIR/smtp-sink.log.
+# Waits until it accepts connections (the first run installs aiosmtpd).
+start_smtp_sink() {
+  local dir=$1 port=$2 maildir=$3 pid i
+  mkdir -p "$dir" "$maildir"
+  stop_smtp_sink "$dir"
+  "${REPO_ROOT}/scripts/smtp-sink" --port "$port" --dir "$maildir" >>"${dir}/smtp-sink.log" 2>&1 </dev/null &
+  pid=$!
+  printf '%s\n' "$pid" >"${dir}/smtp-sink.pid"
+  for ((i = 0; i < 1800; i++)); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/${port}") 2>/dev/null; then
+      log "SMTP sink on smtp://127.0.0.1:${port}, mail in ${maildir}"
+      return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  tail_log "${dir}/smtp-sink.log"
+  die "the SMTP sink did not start on port ${port}"
+}
+
+# stop_smtp_sink DIR: stop the sink start_smtp_sink started there; harmless if none.
+stop_smtp_sink() {
+  stop_pidfile "$1/smtp-sink.pid" smtp-sink "SMTP sink" 10
+}
+
 # The roles nginx routes to: a stack is up when these four are ready.
 STAMPEDE_API_ROLES=(auth catalog reservation checkout)
 
@@ -882,13 +910,17 @@ pg_fresh_db() {
 # Redis and PostgreSQL run — `BIN migrate`, `BIN serve all` with the first
 # admin, nginx in front (rate limits on) — but on ports picked free from 18101
 # (the roles) and 18080 (nginx), with the app's pid file, logs, nginx and mail
-# under DIR. The caller's STAMPEDE_* variables reach the app; these get test
+# under DIR. Mail goes over SMTP to a real local server (start_smtp_sink, on a
+# port picked free from 18025) that writes it to DIR/mail, and the links in it
+# point at the stack's nginx (STAMPEDE_PUBLIC_URL); STAMPEDE_STACK_MAIL=file
+# keeps the file sink instead (the app writes DIR/mail itself).
+# The caller's STAMPEDE_* variables reach the app; these get test
 # defaults unless set: STAMPEDE_JWT_SECRET (random), STAMPEDE_REDIS_PREFIX
 # (unique per stack, so a shared test Redis is fine), STAMPEDE_MIN_HOLD_SECONDS=1,
 # STAMPEDE_ARGON2_MEMORY_KIB=1024, the admin admin@stampede.test /
 # stampede-test-admin. Waits for STAMPEDE_API_ROLES to be ready. Writes
 # DIR/ports.env (HTTP_PORT and STAMPEDE_<ROLE>_PORT, like .run/ports.env) and
-# DIR/stack.env (those plus STAMPEDE_WEB_URL and the admin's credentials) and
+# DIR/stack.env (those plus STAMPEDE_WEB_URL, STAMPEDE_MAIL_DIR and the admin's credentials) and
 # sets those variables. stop_stack DIR stops it.
 start_stack() {
   local dir=$1 bin=$2 db_url=$3 redis_url=$4 role var pid
@@ -905,6 +937,13 @@ start_stack() {
   done
   pick_port HTTP_PORT 18080
   [[ $HTTP_PORT != 8080 ]] || pick_port HTTP_PORT 18081
+  local smtp_url=""
+  if [[ ${STAMPEDE_STACK_MAIL:-smtp} != file ]]; then
+    local smtp_port
+    pick_port smtp_port 18025
+    start_smtp_sink "$dir" "$smtp_port" "${dir}/mail"
+    smtp_url="smtp://127.0.0.1:${smtp_port}"
+  fi
 
   STAMPEDE_ADMIN_EMAIL=${STAMPEDE_ADMIN_EMAIL:-admin@stampede.test}
   STAMPEDE_ADMIN_PASSWORD=${STAMPEDE_ADMIN_PASSWORD:-stampede-test-admin}
@@ -921,7 +960,8 @@ start_stack() {
     "STAMPEDE_ADMIN_EMAIL=${STAMPEDE_ADMIN_EMAIL}" "STAMPEDE_ADMIN_PASSWORD=${STAMPEDE_ADMIN_PASSWORD}"
     "STAMPEDE_MIN_HOLD_SECONDS=${STAMPEDE_MIN_HOLD_SECONDS:-1}"
     "STAMPEDE_ARGON2_MEMORY_KIB=${STAMPEDE_ARGON2_MEMORY_KIB:-1024}"
-    "STAMPEDE_MAIL_DIR=${dir}/mail" "STAMPEDE_LOG=${STAMPEDE_LOG:-info}"
+    "STAMPEDE_MAIL_DIR=${dir}/mail" "STAMPEDE_SMTP_URL=${smtp_url}"
+    "STAMPEDE_PUBLIC_URL=http://127.0.0.1:${HTTP_PORT}" "STAMPEDE_LOG=${STAMPEDE_LOG:-info}"
   )
   for role in "${STAMPEDE_ROLES[@]}"; do
     envs+=("STAMPEDE_${role^^}_PORT=${port[$role]}")
@@ -960,8 +1000,8 @@ start_stack() {
   } >"${dir}/ports.env"
   {
     cat "${dir}/ports.env"
-    printf 'STAMPEDE_WEB_URL=%s\nSTAMPEDE_ADMIN_EMAIL=%s\nSTAMPEDE_ADMIN_PASSWORD=%s\n' \
-      "$STAMPEDE_WEB_URL" "$STAMPEDE_ADMIN_EMAIL" "$STAMPEDE_ADMIN_PASSWORD"
+    printf 'STAMPEDE_WEB_URL=%s\nSTAMPEDE_ADMIN_EMAIL=%s\nSTAMPEDE_ADMIN_PASSWORD=%s\nSTAMPEDE_MAIL_DIR=%s\n' \
+      "$STAMPEDE_WEB_URL" "$STAMPEDE_ADMIN_EMAIL" "$STAMPEDE_ADMIN_PASSWORD" "${dir}/mail"
   } >"${dir}/stack.env"
   for role in "${STAMPEDE_ROLES[@]}"; do
     printf -v "STAMPEDE_${role^^}_PORT" '%s' "${port[$role]}"
@@ -969,11 +1009,12 @@ start_stack() {
   log "stack up: ${STAMPEDE_WEB_URL}/ ($(tr '\n' ' ' <"${dir}/ports.env"))"
 }
 
-# stack_alive DIR: the stack started in DIR still runs (app and nginx).
+# stack_alive DIR: the stack started in DIR still runs (app, nginx, SMTP sink).
 stack_alive() {
   local dir=$1
   [[ -s ${dir}/stack.env ]] && pidfile_alive "${dir}/stampede.pid" stampede &&
-    pidfile_alive "${dir}/nginx/nginx.pid" nginx
+    pidfile_alive "${dir}/nginx/nginx.pid" nginx &&
+    { [[ ${STAMPEDE_STACK_MAIL:-smtp} == file ]] || pidfile_alive "${dir}/smtp-sink.pid" smtp-sink; }
 }
 
 # stop_stack DIR: stop the nginx and app of a stack; harmless if none.
@@ -982,5 +1023,6 @@ stop_stack() {
   [[ -d $dir ]] || return 0
   stop_nginx "${dir}/nginx"
   stop_app "$dir"
+  stop_smtp_sink "$dir"
   rm -f "${dir}/stack.env"
 }

@@ -118,19 +118,49 @@ pub(crate) async fn page(c: &impl GenericClient, after: Option<Cursor>, limit: i
     let mut docs = rows.iter().map(event_row).collect::<Result<Vec<_>, _>>()?;
     let more = docs.len() as i64 > limit;
     docs.truncate(limit.max(0) as usize);
-    if !docs.is_empty() {
-        let ids: Vec<i64> = docs.iter().map(|d| d.id).collect();
-        let sql =
-            format!("SELECT {SECTION_COLUMNS} FROM sections WHERE event_id = ANY($1) ORDER BY event_id, position");
-        for row in c.query(&c.prepare_cached(&sql).await?, &[&ids]).await? {
-            let (event, section) = section_row(&row)?;
-            if let Some(doc) = docs.iter_mut().find(|d| d.id == event) {
-                doc.sections.push(section);
-            }
-        }
-    }
+    with_sections(c, &mut docs).await?;
     let next = if more { docs.last().and_then(EventDoc::cursor) } else { None };
     Ok(Page { events: docs.into_iter().map(Arc::new).collect(), next })
+}
+
+/// Events of `owner` (every event when `None`), drafts included, after
+/// `after` in newest-created-first order (by id; the cursor's time is not
+/// used), at most `limit`.
+pub(crate) async fn managed_page(
+    c: &impl GenericClient,
+    owner: Option<i64>,
+    after: Option<Cursor>,
+    limit: i64,
+) -> Result<Page, Error> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM events
+         WHERE ($1::bigint IS NULL OR owner_id = $1) AND id < $2
+         ORDER BY id DESC LIMIT $3"
+    );
+    let before = after.map_or(i64::MAX, |cur| cur.id);
+    let rows = c.query(&c.prepare_cached(&sql).await?, &[&owner, &before, &(limit + 1)]).await?;
+    let mut docs = rows.iter().map(event_row).collect::<Result<Vec<_>, _>>()?;
+    let more = docs.len() as i64 > limit;
+    docs.truncate(limit.max(0) as usize);
+    with_sections(c, &mut docs).await?;
+    let next = if more { docs.last().map(|d| Cursor { published_us: 0, id: d.id }) } else { None };
+    Ok(Page { events: docs.into_iter().map(Arc::new).collect(), next })
+}
+
+/// Fills in the sections of `docs`, in their order, with one query.
+async fn with_sections(c: &impl GenericClient, docs: &mut [EventDoc]) -> Result<(), Error> {
+    if docs.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = docs.iter().map(|d| d.id).collect();
+    let sql = format!("SELECT {SECTION_COLUMNS} FROM sections WHERE event_id = ANY($1) ORDER BY event_id, position");
+    for row in c.query(&c.prepare_cached(&sql).await?, &[&ids]).await? {
+        let (event, section) = section_row(&row)?;
+        if let Some(doc) = docs.iter_mut().find(|d| d.id == event) {
+            doc.sections.push(section);
+        }
+    }
+    Ok(())
 }
 
 /// Inserts a draft owned by `owner` with its sections; returns its id.

@@ -256,6 +256,18 @@ async fn an_organiser_checks_in_at_its_own_events_only_and_gates_still_do() {
     assert_eq!(app.check_in(2, &app.token_as(900, Role::Gate), &other).await.status, StatusCode::OK);
     let second = app.code(1, &ones[1]).await;
     assert_eq!(app.gate(&second).await.status, StatusCode::OK);
+
+    // The organiser's check-in is an audit entry of its event, through the
+    // stream (the entry says who checked in and as what); the gates' are not.
+    let by: Vec<String> = app.stream_entries("ticket.checked_in").await.iter().filter_map(|e| e.get("by")).collect();
+    assert_eq!(by.iter().filter(|r| *r == "organiser").count(), 1, "{by:?}");
+    assert_eq!(by.iter().filter(|r| *r == "gate").count(), 1, "{by:?}");
+    let sql = "SELECT actor_id, target, event_id, details::text FROM audit_log WHERE action = 'ticket.check_in' ORDER BY id";
+    let rows = app.persist_until(sql, |rows| !rows.is_empty()).await;
+    let seen: Vec<(Option<i64>, String, Option<i64>)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    assert_eq!(seen, vec![(Some(700), format!("ticket:{}", ones[0]), Some(1))]);
+    let details: Value = serde_json::from_str(rows[0].get::<_, &str>(3)).expect("json");
+    assert_eq!((details["role"].as_str(), details["seat"].as_str()), (Some("organiser"), Some("31:3:1")), "{details}");
 }
 
 impl App {
@@ -291,13 +303,16 @@ async fn the_check_in_function_refuses_calls_out_of_shape() {
     let mut conn = app.redis.clone();
     let ticket = "0123456789abcdef0123456789abcdef-1";
     let calls: Vec<(Vec<String>, Vec<&str>)> = vec![
-        (vec![app.keys.tickets(), app.keys.stream()], vec![ticket, "1", "1"]),
-        (vec![app.keys.tickets(), app.keys.holds()], vec![ticket, "1", "1", "9"]),
-        (vec![app.keys.holds(), app.keys.stream()], vec![ticket, "1", "1", "9"]),
-        (vec![app.keys.tickets(), EventKeys::new(&app.config.redis_prefix, 2).stream()], vec![ticket, "1", "1", "9"]),
-        (vec![app.keys.tickets(), app.keys.stream()], vec!["0123", "1", "1", "9"]),
-        (vec![app.keys.tickets(), app.keys.stream()], vec![ticket, "0", "1", "9"]),
-        (vec![app.keys.tickets(), app.keys.stream()], vec![ticket, "1", "", "9"]),
+        (vec![app.keys.tickets(), app.keys.stream()], vec![ticket, "1", "1", "9"]),
+        (vec![app.keys.tickets(), app.keys.holds()], vec![ticket, "1", "1", "9", "gate"]),
+        (vec![app.keys.holds(), app.keys.stream()], vec![ticket, "1", "1", "9", "gate"]),
+        (vec![app.keys.tickets(), EventKeys::new(&app.config.redis_prefix, 2).stream()], vec![ticket, "1", "1", "9", "gate"]),
+        (vec![app.keys.tickets(), app.keys.stream()], vec!["0123", "1", "1", "9", "gate"]),
+        (vec![app.keys.tickets(), app.keys.stream()], vec![ticket, "0", "1", "9", "gate"]),
+        (vec![app.keys.tickets(), app.keys.stream()], vec![ticket, "1", "", "9", "gate"]),
+        // Only the roles that may check in.
+        (vec![app.keys.tickets(), app.keys.stream()], vec![ticket, "1", "1", "9", "customer"]),
+        (vec![app.keys.tickets(), app.keys.stream()], vec![ticket, "1", "1", "9", ""]),
     ];
     for (keys, args) in calls {
         let mut inv = scripts.check_in.key(&keys[0]);
@@ -309,7 +324,7 @@ async fn the_check_in_function_refuses_calls_out_of_shape() {
         assert!(r.is_err_and(|e| refused(&e)), "{keys:?} {args:?}");
     }
     let mut inv = scripts.check_in.key(app.keys.tickets());
-    inv.key(app.keys.stream()).arg(ticket).arg("1").arg("1").arg("9");
+    inv.key(app.keys.stream()).arg(ticket).arg("1").arg("1").arg("9").arg("admin");
     let r: Vec<String> = inv.invoke_async(&mut conn).await.expect("call");
     assert_eq!(r, ["not_found"]);
     assert!(app.stream_types().await.is_empty(), "nothing written");

@@ -138,7 +138,10 @@ pub struct Presented<'a> {
     pub ticket: &'a TicketId,
     pub version: i64,
     pub owner: &'a str,
+    /// Who checks it in: a user id, and its role (`gate`, `organiser`,
+    /// `admin`; the latter two are audited).
     pub gate: &'a str,
+    pub role: &'a str,
 }
 
 /// Admits a ticket once, atomically, announcing `ticket.checked_in`.
@@ -151,6 +154,7 @@ pub async fn check_in(conn: &mut Redis, scripts: &Scripts, keys: &EventKeys, cod
         .arg(code.version)
         .arg(code.owner)
         .arg(code.gate)
+        .arg(code.role)
         .invoke_async(conn)
         .await?;
     Ok(match reply.first().map(text).as_deref() {

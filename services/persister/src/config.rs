@@ -14,6 +14,8 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 4, name: "tickets", sql: include_str!("../migrations/0004_tickets.sql") },
     Migration { version: 6, name: "ticket transfers", sql: include_str!("../migrations/0006_ticket_transfers.sql") },
     Migration { version: 7, name: "resale", sql: include_str!("../migrations/0007_resale.sql") },
+    // After the catalog's 9, which makes the audit log.
+    Migration { version: 11, name: "check-in audit", sql: include_str!("../migrations/0011_check_in_audit.sql") },
 ];
 
 /// What only the persister reads.

@@ -228,7 +228,8 @@ impl Batch {
         let insert_transfers = tx.prepare_cached(INSERT_TRANSFERS).await?;
         let upsert_listings = tx.prepare_cached(UPSERT_LISTINGS).await?;
         let insert_payouts = tx.prepare_cached(INSERT_PAYOUTS).await?;
-        let (holds, orders, seats, payments, tickets, transfers, listings, payouts) = tokio::join!(
+        let audit_check_ins = tx.prepare_cached(AUDIT_CHECK_INS).await?;
+        let (holds, orders, seats, payments, tickets, transfers, listings, payouts, audited) = tokio::join!(
             biased;
             self.upsert_holds(&tx, &upsert_holds),
             self.insert_orders(&tx, &insert_orders),
@@ -238,10 +239,12 @@ impl Batch {
             self.insert_transfers(&tx, &insert_transfers),
             self.upsert_listings(&tx, &upsert_listings),
             self.insert_payouts(&tx, &insert_payouts),
+            self.audit_check_ins(&tx, &audit_check_ins),
         );
         // The first failure is the cause: the statements after it only
         // report the transaction aborted.
-        let (_, orders, seats, _, _, _, _, _) = (holds?, orders?, seats?, payments?, tickets?, transfers?, listings?, payouts?);
+        let (_, orders, seats, _, _, _, _, _, _) =
+            (holds?, orders?, seats?, payments?, tickets?, transfers?, listings?, payouts?, audited?);
         // An order id already taken by another hold is a conflict, not a replay.
         for row in orders {
             let (id, hold): (&str, &str) = (row.get(0), row.get(1));
@@ -421,6 +424,35 @@ impl Batch {
         .await
     }
 
+    /// One audit entry per check-in by an organiser or an admin (a replay
+    /// appends nothing: see migration 11).
+    async fn audit_check_ins(&self, tx: &Transaction<'_>, stmt: &Statement) -> Result<u64, tokio_postgres::Error> {
+        let rows: Vec<(&TicketRow, &str, i64, i64)> = self
+            .tickets
+            .values()
+            .filter_map(|t| Some((t, t.checked_in_as?, t.gate?, t.used_ms?)))
+            .collect();
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        tx.execute(
+            stmt,
+            &[
+                &rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.0.order.as_str()).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.0.n).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.0.event).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.0.owner).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.0.section).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.0.seat.as_deref()).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.0.version).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+            ],
+        )
+        .await
+    }
+
     async fn upsert_payments(&self, tx: &Transaction<'_>, stmt: &Statement) -> Result<u64, tokio_postgres::Error> {
         if self.payments.is_empty() {
             return Ok(0);
@@ -557,6 +589,20 @@ const UPSERT_TICKETS: &str = concat!(
         OR EXCLUDED.version > tickets.version
         OR (tickets.used_at IS NULL AND EXCLUDED.used_at IS NOT NULL)
         OR EXCLUDED.created_at < tickets.created_at"
+);
+
+/// A check-in by an organiser or an admin, as an audit entry of the
+/// event's (target `ticket:<public id>`, the checker the actor), once.
+const AUDIT_CHECK_INS: &str = concat!(
+    "INSERT INTO audit_log (at, actor_id, action, target, event_id, details)
+     SELECT ",
+    ts!("at"),
+    ", actor, 'ticket.check_in', 'ticket:' || event || '-' || order_id || '-' || n, event,
+            jsonb_build_object('role', role, 'owner_id', owner, 'section_id', section, 'seat', seat, 'version', version)
+     FROM unnest($1::int8[], $2::text[], $3::int4[], $4::int8[], $5::text[], $6::int8[], $7::int8[], $8::text[],
+                 $9::int4[], $10::int8[])
+          AS u(actor, order_id, n, event, role, owner, section, seat, version, at)
+     ON CONFLICT (target) WHERE action = 'ticket.check_in' DO NOTHING"
 );
 
 /// A transfer is recorded once: a replay of its entry inserts nothing.

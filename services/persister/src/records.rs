@@ -134,6 +134,9 @@ pub struct TicketRow {
     pub rank: i16,
     pub used_ms: Option<i64>,
     pub gate: Option<i64>,
+    /// The role of who checked it in, when that is audited: `organiser` or
+    /// `admin` (a gate's check-ins are its job, not an operator's action).
+    pub checked_in_as: Option<&'static str>,
     pub created_ms: i64,
     pub updated_ms: i64,
 }
@@ -154,6 +157,7 @@ impl TicketRow {
         }
         self.used_ms = self.used_ms.or(other.used_ms);
         self.gate = self.gate.or(other.gate);
+        self.checked_in_as = self.checked_in_as.or(other.checked_in_as);
         self.created_ms = self.created_ms.min(other.created_ms);
     }
 }
@@ -185,6 +189,7 @@ fn order_tickets(order: &OrderRow, seats: &[String]) -> Vec<TicketRow> {
         rank: ticket_rank("valid"),
         used_ms: None,
         gate: None,
+        checked_in_as: None,
         created_ms: order.created_ms,
         updated_ms: order.created_ms,
     };
@@ -325,6 +330,17 @@ impl<'a> Fields<'a> {
             return Err(format!("field {name:?} is negative: {n}"));
         }
         Ok(n)
+    }
+
+    /// `by` of a check-in: `organiser` or `admin` are audited, `gate` (and
+    /// an entry from before roles were recorded) is not.
+    fn checked_in_as(&self) -> Result<Option<&'static str>, String> {
+        match self.0.get("by").map(String::as_str) {
+            None | Some("gate") => Ok(None),
+            Some("organiser") => Ok(Some("organiser")),
+            Some("admin") => Ok(Some("admin")),
+            Some(other) => Err(format!("field \"by\" is not a role: {other:?}")),
+        }
     }
 
     fn section(&self) -> Result<Option<i64>, String> {
@@ -502,6 +518,7 @@ pub fn decode(entry: &Entry) -> Result<Message, String> {
                 rank: ticket_rank("used"),
                 used_ms: Some(at),
                 gate: Some(f.num("gate")?),
+                checked_in_as: f.checked_in_as()?,
                 created_ms: at,
                 updated_ms: at,
             }))
@@ -526,6 +543,7 @@ pub fn decode(entry: &Entry) -> Result<Message, String> {
                 rank: ticket_rank("valid"),
                 used_ms: None,
                 gate: None,
+                checked_in_as: None,
                 created_ms: at,
                 updated_ms: at,
             };
@@ -560,6 +578,7 @@ pub fn decode(entry: &Entry) -> Result<Message, String> {
                 rank: ticket_rank("valid"),
                 used_ms: None,
                 gate: None,
+                checked_in_as: None,
                 created_ms: at,
                 updated_ms: at,
             };
@@ -644,6 +663,16 @@ mod tests {
         ]);
         let Ok(Message::Ticket(t)) = decode(&checked_in) else { panic!("ticket") };
         assert_eq!((t.order.as_str(), t.n, t.status, t.used_ms, t.gate, t.seat.as_deref()), ("o1", 2, "used", Some(2000), Some(7), Some("3:1:2")));
+        assert_eq!(t.checked_in_as, None, "no role recorded: not audited");
+        for (by, audited) in [("gate", None), ("organiser", Some("organiser")), ("admin", Some("admin"))] {
+            let mut e = checked_in.clone();
+            e.fields.insert("by".into(), by.into());
+            let Ok(Message::Ticket(t)) = decode(&e) else { panic!("ticket") };
+            assert_eq!(t.checked_in_as, audited, "by {by}");
+        }
+        let mut e = checked_in.clone();
+        e.fields.insert("by".into(), "customer".into());
+        assert!(decode(&e).is_err(), "a check-in by no role that may check in");
         let mut bad = checked_in.clone();
         bad.fields.insert("ticket".into(), "o1".into());
         assert!(decode(&bad).is_err(), "a ticket token without its place");

@@ -727,6 +727,65 @@ async fn one_batch_merges_repeated_keys_and_refuses_reused_ids() {
     }
 }
 
+#[tokio::test]
+async fn a_check_in_by_an_organiser_or_admin_is_audited_once_and_a_gates_is_not() {
+    let fx = bare().await;
+    let check_in = |ticket: &str, gate: &str, by: Option<&str>| {
+        let mut fields: HashMap<String, String> = [
+            ("type", "ticket.checked_in"),
+            ("ticket", ticket),
+            ("user", "42"),
+            ("ver", "1"),
+            ("section", "31"),
+            ("seat", "31:7:1"),
+            ("gate", gate),
+            ("at", "1700000000000"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        if let Some(by) = by {
+            fields.insert("by".into(), by.into());
+        }
+        let entry = streams::Entry { event: 8, stream: "s".into(), id: "1-0".into(), fields, deliveries: 1 };
+        stampede_persister::records::decode(&entry).expect("decodes")
+    };
+    let mut batch = Batch::new();
+    for m in [
+        check_in("o1-1", "700", Some("organiser")),
+        check_in("o1-2", "900", Some("gate")),
+        check_in("o1-3", "901", Some("admin")),
+        // From before check-ins carried a role: not audited.
+        check_in("o1-4", "902", None),
+    ] {
+        batch.add(m);
+    }
+    batch.write(&fx.db).await.expect("write");
+    let audit = || async {
+        let client = fx.db.get().await.expect("pg");
+        let rows = client
+            .query(
+                "SELECT actor_id, target, event_id, details->>'role', (extract(epoch FROM at) * 1000)::int8
+                 FROM audit_log WHERE action = 'ticket.check_in' ORDER BY target",
+                &[],
+            )
+            .await
+            .expect("audit");
+        rows.iter()
+            .map(|r| (r.get::<_, Option<i64>>(0), r.get::<_, String>(1), r.get::<_, Option<i64>>(2), r.get::<_, String>(3), r.get::<_, i64>(4)))
+            .collect::<Vec<_>>()
+    };
+    let expected = vec![
+        (Some(700), "ticket:8-o1-1".to_owned(), Some(8), "organiser".to_owned(), 1_700_000_000_000),
+        (Some(901), "ticket:8-o1-3".to_owned(), Some(8), "admin".to_owned(), 1_700_000_000_000),
+    ];
+    assert_eq!(audit().await, expected);
+    // The stream delivers at least once: a replay appends nothing.
+    batch.write(&fx.db).await.expect("a replay");
+    Batch::of(check_in("o1-1", "700", Some("organiser"))).write(&fx.db).await.expect("a late copy");
+    assert_eq!(audit().await, expected);
+}
+
 type HoldLine = (String, String, i16, Option<i64>, i64, i64, Vec<String>);
 type PaymentLine = (String, String, Option<String>, Option<String>, i64);
 

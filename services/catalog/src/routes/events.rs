@@ -10,6 +10,7 @@ use serde_json::json;
 use stampede_common::Problem;
 use stampede_common::audit::{self, Entry};
 use stampede_common::http::{self, Resp};
+use stampede_common::token::Role;
 use stampede_inventory::EventKeys;
 
 use super::{Manager, visible};
@@ -31,6 +32,7 @@ struct Listing<'a> {
 }
 
 /// `GET /api/events?limit=&cursor=`: published events, newest first.
+/// With `managed=true`, the events the caller manages instead (see [`managed`]).
 pub(super) async fn list(svc: &CatalogService, req: Request<Incoming>) -> Result<Resp, Problem> {
     let query = req.uri().query();
     let limit = match http::query_param(query, "limit") {
@@ -49,6 +51,14 @@ pub(super) async fn list(svc: &CatalogService, req: Request<Incoming>) -> Result
             detail: "cursor must be a next_cursor value this API returned".into(),
         })?),
     };
+    match http::query_param(query, "managed") {
+        None | Some("false") => {}
+        Some("true") => return managed(svc, req, cursor, limit).await,
+        Some(_) => {
+            return Err(CatalogError::BadQuery { code: "invalid_query", detail: "managed must be true or false".into() }
+                .into());
+        }
+    }
     let page = svc
         .pages
         .get_or_load((cursor, limit), || async {
@@ -62,6 +72,23 @@ pub(super) async fn list(svc: &CatalogService, req: Request<Incoming>) -> Result
         next_cursor: page.next.map(|c| c.encode()),
     };
     Ok(view::cached(&listing, Audience::Public, req.headers()))
+}
+
+/// `GET /api/events?managed=true`: the events the caller manages — an
+/// organiser its own, an admin every one — drafts included, newest created
+/// first, fresh from Postgres (never the public page cache) and private to
+/// the caller. 401 without a token; 403 for customers and gates.
+async fn managed(svc: &CatalogService, req: Request<Incoming>, after: Option<Cursor>, limit: i64) -> Result<Resp, Problem> {
+    let manager = Manager::of(svc, req.headers())?;
+    let owner = (manager.who.role != Role::Admin).then_some(manager.id);
+    let client = svc.db.get().await.map_err(CatalogError::from)?;
+    let page = store::managed_page(&client, owner, after, limit).await.map_err(CatalogError::from)?;
+    let counts = inventory::counts_many(&svc.redis, &svc.prefix, &page.events).await.map_err(CatalogError::from)?;
+    let listing = Listing {
+        events: page.events.iter().zip(&counts).map(|(doc, c)| view::event(doc, c.as_ref())).collect(),
+        next_cursor: page.next.map(|c| c.encode()),
+    };
+    Ok(view::cached(&listing, Audience::Private, req.headers()))
 }
 
 /// `POST /api/events`: a new draft at version 1, owned by its creator (an

@@ -175,3 +175,52 @@ async fn an_events_trail_pages_newest_first_with_a_cursor() {
     assert_eq!(second["entries"][0]["details"]["after"]["name"], "Take 4");
     assert!(second["next_cursor"].is_null());
 }
+
+#[tokio::test]
+async fn managed_lists_an_organisers_own_events_drafts_too_and_an_admin_every_one() {
+    let app = app().await;
+    // Users of this test alone: the test database is shared.
+    let base = 1_000_000 + i64::from(std::process::id() % 100_000) * 10;
+    let (olga, otto) = (app.token(&base.to_string(), Role::Organiser), app.token(&(base + 1).to_string(), Role::Organiser));
+    let mut mine = Vec::new();
+    for _ in 0..3 {
+        let created = app.create_as(&olga, &event_body()).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&created.body));
+        mine.push(id_of(&created.json()));
+    }
+    assert_eq!(app.publish_as(&olga, &mine[0]).await.status, StatusCode::OK);
+    let others = id_of(&app.create_as(&otto, &event_body()).await.json());
+
+    // Its own, newest first, the published one and the drafts, paged by the cursor.
+    let first = app.get("/api/events?managed=true&limit=2", Some(&olga)).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", String::from_utf8_lossy(&first.body));
+    assert_eq!(first.headers.get("cache-control").and_then(|v| v.to_str().ok()), Some("private, no-store"));
+    let ids = |a: &Answer| -> Vec<String> {
+        a.json()["events"].as_array().expect("events").iter().map(|e| e["id"].as_str().expect("id").to_owned()).collect()
+    };
+    assert_eq!(ids(&first), vec![mine[2].clone(), mine[1].clone()]);
+    assert_eq!(first.json()["events"][0]["status"], "draft");
+    let cursor = first.json()["next_cursor"].as_str().expect("a next page").to_owned();
+    let second = app.get(&format!("/api/events?managed=true&limit=2&cursor={cursor}"), Some(&olga)).await;
+    assert_eq!(ids(&second), vec![mine[0].clone()]);
+    assert_eq!(second.json()["events"][0]["status"], "published");
+    assert!(second.json()["next_cursor"].is_null());
+
+    // Another organiser sees only its own; an admin sees both organisers'.
+    assert_eq!(ids(&app.get("/api/events?managed=true", Some(&otto)).await), vec![others.clone()]);
+    let all = ids(&app.get("/api/events?managed=true&limit=200", Some(&app.admin)).await);
+    for id in mine.iter().chain([&others]) {
+        assert!(all.contains(id), "the admin's list has {id}");
+    }
+    // The public list is untouched: no drafts there.
+    let public = ids(&app.get("/api/events?limit=200", None).await);
+    assert!(public.contains(&mine[0]) && !public.contains(&mine[1]) && !public.contains(&others));
+
+    // Who may ask, and what is a bad question.
+    assert_problem(&app.get("/api/events?managed=true", None).await, 401, "unauthorized");
+    for token in [app.customer.clone(), app.token(&(base + 2).to_string(), Role::Gate)] {
+        assert_problem(&app.get("/api/events?managed=true", Some(&token)).await, 403, "forbidden");
+    }
+    assert_problem(&app.get("/api/events?managed=yes", Some(&olga)).await, 400, "invalid_query");
+    assert_problem(&app.get("/api/events?managed=true&cursor=zz", Some(&olga)).await, 400, "invalid_cursor");
+}

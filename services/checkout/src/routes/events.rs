@@ -80,7 +80,7 @@ pub(crate) async fn check_in<G: PaymentGateway>(svc: &CheckoutService<G>, id: &s
     if claims.ver < 1 {
         return Err(invalid("no such version"));
     }
-    let presented = Presented { ticket: &ticket, version: claims.ver, owner: &claims.sub, gate: &who.user_id };
+    let presented = Presented { ticket: &ticket, version: claims.ver, owner: &claims.sub, gate: &who.user_id, role: who.role.as_str() };
     let mut conn = svc.redis.clone();
     let (outcome, answer) = match admit(&mut conn, &svc.scripts, &keys, &presented).await? {
         CheckIn::Admitted { seat, .. } => (
