@@ -119,15 +119,20 @@ export function createApi({ fetch: fetchImpl, storage, sleep = (ms) => new Promi
     return refreshing;
   }
 
-  /** One API call. A 401 with a token triggers one refresh and one retry. */
+  /**
+   * One API call. A 401 with a token triggers one refresh and one retry,
+   * unless it is `invalid_credentials`: a wrong password (changing it), not
+   * a stale token.
+   */
   async function request(method, path, opts = {}) {
     let { resp, usedToken } = await send(method, path, opts);
-    if (resp.status === 401 && usedToken && opts.auth !== false) {
+    let body = await readBody(resp);
+    if (resp.status === 401 && usedToken && opts.auth !== false && !(body && body.code === 'invalid_credentials')) {
       if (await refresh()) {
         ({ resp } = await send(method, path, opts));
+        body = await readBody(resp);
       }
     }
-    const body = await readBody(resp);
     if (!resp.ok) throw problemFrom(resp, body);
     return body;
   }

@@ -11,6 +11,13 @@
 //   #/tickets           my tickets: QR codes, transfer, resale (ticketpages.js)
 //   #/gate              check-in at the door, for gate staff and admins
 //   #/signin #/signup   accounts (?next=<route> to come back)
+//   #/account           my account: e-mail, role, verified or not (send the
+//                       verification e-mail, enter its code), change password
+//                       (accountpages.js)
+//   #/verify-email?token=    an e-mail's verify link (the path /verify-email
+//                       is turned into this route on load)
+//   #/forgot            ask for a password-reset link
+//   #/reset-password?token=  the reset link: choose a new password
 //   #/admin             create and publish events
 //   #/manage/new        the same, for organisers and admins (organiserpages.js)
 //   #/manage            my events: the events I manage, drafts included
@@ -26,6 +33,8 @@ import {
 import { SeatMap, legend } from './seatmap.js';
 import { ticketPages } from './ticketpages.js';
 import { organiserPages, canManage } from './organiserpages.js';
+import { accountPages } from './accountpages.js';
+import { routeFromPath, isEmailUnverified } from './account.js';
 
 const HOLD_KEY = 'stampede.currentHold';
 const PASS_KEY = 'stampede.queuePass.'; // + event id
@@ -110,7 +119,8 @@ function renderAccount() {
   const u = user();
   if (u) {
     fill(accountBox,
-      h('span', { class: 'whoami', 'data-testid': 'whoami' }, u.email, u.role === 'admin' || u.role === 'gate' ? ` (${u.role})` : ''),
+      h('a', { href: '#/account', 'data-testid': 'nav-account' }, 'Account'),
+      h('span', { class: 'whoami', 'data-testid': 'whoami' }, u.email, u.role !== 'customer' ? ` (${u.role})` : ''),
       h('button', {
         type: 'button', class: 'link', 'data-testid': 'nav-signout',
         onclick: async () => {
@@ -307,7 +317,7 @@ async function eventPage(ctx, id) {
     holdButton.textContent = n ? `Hold ${n} seat${n === 1 ? '' : 's'}` : 'Hold selected seats';
   }
 
-  async function hold(body, button) {
+  async function hold(body, button, retried = false) {
     if (!user()) {
       needSignIn(`#/events/${id}`);
       return;
@@ -327,6 +337,15 @@ async function eventPage(ctx, id) {
       }
       if (e instanceof ApiError && e.status === 401) {
         needSignIn(`#/events/${id}`);
+        return;
+      }
+      if (isEmailUnverified(e)) {
+        // Verified since this token was issued: once more with a fresh one.
+        if (!retried && await reverified().catch(() => false)) {
+          await hold(body, button, true);
+          return;
+        }
+        fill(errorBox, unverifiedNotice());
         return;
       }
       if (e instanceof ApiError && e.code === 'queue_pass_required') {
@@ -408,6 +427,9 @@ async function eventPage(ctx, id) {
     h('p', { class: 'lead', 'data-testid': 'event-meta' }, ev.venue, ' · ', h('time', { datetime: ev.starts_at }, formatTime(ev.starts_at)),
       ` · up to ${ev.per_user_limit} per customer · seats are held for ${Math.round(ev.hold_seconds / 60) || 1} min`),
     saleNote,
+    ev.verified_email_required
+      ? h('p', { class: 'muted', 'data-testid': 'verified-required' }, 'Only accounts with a verified e-mail address can buy tickets for this event.')
+      : null,
     queueBox,
     maps.size ? legend() : null,
     ...sections,
@@ -662,7 +684,8 @@ function accountPage(ctx, mode, params) {
   const other = signingUp
     ? h('p', {}, 'Have an account? ', h('a', { href: `#/signin?next=${encodeURIComponent(next)}` }, 'Sign in'))
     : h('p', {}, 'New here? ', h('a', { href: `#/signup?next=${encodeURIComponent(next)}`, 'data-testid': 'to-signup' }, 'Create an account'));
-  page(signingUp ? 'Create an account' : 'Sign in', form, other);
+  const forgot = signingUp ? null : h('p', {}, h('a', { href: '#/forgot', 'data-testid': 'to-forgot' }, 'Forgot your password?'));
+  page(signingUp ? 'Create an account' : 'Sign in', form, forgot, other);
   email.focus();
 }
 
@@ -673,8 +696,19 @@ const {
   rerender: () => render(),
 });
 
+const {
+  accountPage: myAccountPage, verifyEmailPage, forgotPage, resetPasswordPage, unverifiedNotice, reverified,
+} = accountPages({
+  api, page, loading, busy, clearError, user, needSignIn, announce, renderAccount,
+  signedOut: () => {
+    currentHold.clear();
+    renderAccount();
+  },
+});
+
 const { myTicketsPage, gatePage, resaleSection } = ticketPages({
   api, page, loading, busy, showError, clearError, user, needSignIn, eventInfo, sectionName, announce,
+  unverifiedNotice, reverified,
   rerender: () => render(),
   holdStarted: (held) => {
     currentHold.set(held.id);
@@ -757,6 +791,10 @@ async function render() {
         if (parts[1] === 'audit') await auditLogPage(ctx);
         else eventFormPage(ctx, '#/admin');
         break;
+      case 'account': await myAccountPage(ctx); break;
+      case 'verify-email': await verifyEmailPage(ctx, params); break;
+      case 'forgot': forgotPage(ctx, params); break;
+      case 'reset-password': resetPasswordPage(ctx, params); break;
       default: notFoundPage();
     }
   } catch (err) {
@@ -783,4 +821,8 @@ window.addEventListener('hashchange', () => {
 window.addEventListener('storage', (e) => {
   if (e.key === 'stampede.session') renderAccount();
 });
+// An account e-mail's link (/verify-email?token=…, /reset-password?token=…;
+// nginx serves this page for any path) opens its hash route at /.
+const linked = routeFromPath(window.location.pathname, window.location.search);
+if (linked) window.history.replaceState(null, '', `/${linked}`);
 render();

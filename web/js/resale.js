@@ -192,6 +192,8 @@ export function buyErrorText(err) {
       return withLead('This is your own listing: withdraw it in My tickets instead.', detail);
     case 'resale_closed':
       return withLead('Resale is closed: the event has started.', detail);
+    case 'email_unverified':
+      return withLead('This event requires a verified e-mail address: verify yours on your account page.', detail);
     default:
       if (err && err.status === 404) return withLead('This listing is gone. The list is refreshed.', detail);
       return detail;

@@ -5,7 +5,9 @@
 // Buy button that holds it and goes on to the hold page, as seat holds do),
 // and the gate (#/gate: pick an event, scan with the camera where the browser
 // has BarcodeDetector or paste a code, and see Admitted / Already used /
-// Superseded / Invalid code). The app shell (page, api, busy, …) is passed in
+// Superseded / Invalid code). A Buy on an event that requires a verified
+// e-mail address, from an account without one, gets accountpages.js's
+// notice with the way to verify. The app shell (page, api, busy, …) is passed in
 // by app.js; the decisions live in tickets.js and resale.js, which are
 // unit-tested.
 
@@ -46,6 +48,7 @@ export function svgNode(text) {
 export function ticketPages(shell) {
   const {
     api, page, loading, busy, showError, clearError, user, needSignIn, eventInfo, sectionName, announce, holdStarted,
+    unverifiedNotice, reverified,
   } = shell;
 
   function placeOf(t, ev) {
@@ -240,7 +243,7 @@ export function ticketPages(shell) {
         buy);
     }
 
-    async function purchase(v, button) {
+    async function purchase(v, button, retried = false) {
       if (!user()) {
         needSignIn(`#/events/${ev.id}`);
         return;
@@ -256,6 +259,15 @@ export function ticketPages(shell) {
         if (!(e instanceof ApiError)) throw e;
         if (e.status === 401) {
           needSignIn(`#/events/${ev.id}`);
+          return;
+        }
+        if (e.code === 'email_unverified') {
+          // Verified since this token was issued: once more with a fresh one.
+          if (!retried && await reverified().catch(() => false)) {
+            await purchase(v, button, true);
+            return;
+          }
+          fill(err, unverifiedNotice());
           return;
         }
         fill(err, buyErrorText(e));
