@@ -84,6 +84,18 @@ variable "redis_cluster" {
   default     = false
 }
 
+variable "smtp_url" {
+  description = "The SMTP relay the notifier and the auth role (verify e-mail, password reset) send through: smtp://host:port (plain SMTP on a private network). Empty: e-mail is written into the alloc's data/mail directory instead."
+  type        = string
+  default     = ""
+}
+
+variable "public_url" {
+  description = "The web client's public origin (https://tickets.example.com), for the links in account e-mails. Empty: http://localhost:8080."
+  type        = string
+  default     = ""
+}
+
 variable "redis_url" {
   description = "A Redis elsewhere, e.g. a managed Redis Cluster: its URL, or its seed nodes' URLs separated by commas (with the password in each, redis://:PASSWORD@host:port/). Empty: the Redis from Nomad's service catalog."
   type        = string
@@ -110,6 +122,12 @@ locals {
     STAMPEDE_DATABASE_URL=postgres://stampede:{{ .db_password }}@{{ range $i, $s := nomadService "stampede-postgres" }}{{ if eq $i 0 }}{{ $s.Address }}:{{ $s.Port }}{{ end }}{{ end }}/stampede
     {{- end }}
     STAMPEDE_REDIS_URL=${local.redis_env}
+    EOT
+
+  # Where e-mail goes, and where its links point (auth and notifier).
+  mail_env = <<-EOT
+    STAMPEDE_SMTP_URL=${var.smtp_url}
+    STAMPEDE_PUBLIC_URL=${var.public_url}
     EOT
 
   # The first admin account, created by the auth role at start (idempotent).
@@ -189,7 +207,7 @@ job "stampede" {
       }
 
       template {
-        data        = "${local.connection_env}${local.admin_env}"
+        data        = "${local.connection_env}${local.admin_env}${local.mail_env}"
         destination = "${NOMAD_SECRETS_DIR}/stampede.env"
         env         = true
         change_mode = "restart"
@@ -662,7 +680,7 @@ job "stampede" {
       }
 
       template {
-        data        = local.connection_env
+        data        = "${local.connection_env}${local.mail_env}"
         destination = "${NOMAD_SECRETS_DIR}/stampede.env"
         env         = true
         change_mode = "restart"
