@@ -3,9 +3,11 @@
 //! record as Redis keeps it.
 
 use redis::{AsyncCommands, RedisResult, Value};
+use serde::Serialize;
+use stampede_common::clock::rfc3339_ms;
 use stampede_common::store::Redis;
 
-use crate::keys::EventKeys;
+use crate::keys::{EventKeys, HoldId};
 use crate::layout::SeatRef;
 use crate::reply::{int, text};
 use crate::scripts::{Function, Invocation, Scripts};
@@ -137,6 +139,43 @@ pub struct HoldRecord {
     /// The resale listing a hold on one is for (its seats or section are
     /// the listed ticket's; it takes nothing from inventory).
     pub listing: Option<String>,
+}
+
+/// A hold as clients see it: `GET /api/holds/{id}` and the 201 of every
+/// hold route (seats, places, best available, a resale listing).
+#[derive(Serialize)]
+pub struct HoldView<'a> {
+    id: String,
+    event_id: String,
+    seats: &'a [String],
+    section_id: Option<String>,
+    quantity: i64,
+    amount_cents: i64,
+    status: &'a str,
+    expires_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    order_id: Option<&'a str>,
+    /// A hold on a resale listing names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listing_id: Option<String>,
+}
+
+impl<'a> HoldView<'a> {
+    /// Hold `id` as of `now_ms` (a `held` hold past its expiry shows `expired`).
+    pub fn of(id: &HoldId, rec: &'a HoldRecord, now_ms: i64) -> Self {
+        Self {
+            id: id.public(),
+            event_id: id.event.to_string(),
+            seats: &rec.seats,
+            section_id: rec.section.map(|s| s.to_string()),
+            quantity: rec.quantity,
+            amount_cents: rec.amount_cents,
+            status: rec.status_at(now_ms),
+            expires_at: rfc3339_ms(rec.expires_ms),
+            order_id: rec.order.as_deref(),
+            listing_id: rec.listing.as_ref().map(|l| HoldId { event: id.event, token: l.clone() }.public()),
+        }
+    }
 }
 
 impl HoldRecord {

@@ -24,7 +24,7 @@ mod seats;
 mod tickets;
 
 pub use expiry::{BucketExpiry, due_buckets, expire_bucket, pending_holds, redis_now_ms};
-pub use holds::{HoldOutcome, HoldRecord, HoldRequest, hold_best, hold_general, hold_seats, read_hold};
+pub use holds::{HoldOutcome, HoldRecord, HoldView, HoldRequest, hold_best, hold_general, hold_seats, read_hold};
 pub use keys::{EventKeys, HoldId, scan_event_keys};
 pub use layout::{EventMeta, SeatRef, SectionLayout};
 pub use orders::{ConfirmOutcome, ORDER_RETENTION_MS, OrderRecord, Payment, confirm, read_order};

@@ -16,7 +16,7 @@ use stampede_common::clock::rfc3339_ms;
 use stampede_common::http::{self, Resp};
 use stampede_common::ids::is_token;
 use stampede_inventory::{
-    EventKeys, HoldId, ListOutcome, ListingHold, ListingHoldRequest, ListingId, ListingRecord, NewListing, Withdrawal, hold_listing,
+    EventKeys, HoldId, HoldRecord, HoldView, ListOutcome, ListingHold, ListingHoldRequest, ListingId, ListingRecord, NewListing, Withdrawal, hold_listing,
     list_ticket, open_listings, read_hold, redis_now_ms, withdraw,
 };
 
@@ -164,9 +164,19 @@ pub(crate) async fn hold<G: PaymentGateway>(svc: &CheckoutService<G>, id: &str, 
     match hold_listing(&mut conn, &svc.scripts, &keys, &request).await? {
         ListingHold::Held { expires_ms, amount_cents, section, seat } => {
             counter!("resale_total", "outcome" => "held").increment(1);
-            let seats: Vec<String> = seat.into_iter().collect();
-            let view = hold_view(&hold, &listing, &seats, section, amount_cents, "held", expires_ms);
-            Ok(created(view, &hold, false))
+            let rec = HoldRecord {
+                user: who.user_id.clone(),
+                status: "held".into(),
+                seats: seat.into_iter().collect(),
+                section,
+                quantity: 1,
+                amount_cents,
+                expires_ms,
+                order: None,
+                listing: Some(listing.token.clone()),
+            };
+            // Just made: held (the time only turns a lapsed hold `expired`).
+            Ok(created(&HoldView::of(&hold, &rec, 0), &hold, false))
         }
         ListingHold::Duplicate(token) => {
             let prior = HoldId { event: listing.event, token };
@@ -174,9 +184,7 @@ pub(crate) async fn hold<G: PaymentGateway>(svc: &CheckoutService<G>, id: &str, 
                 .await?
                 .ok_or_else(|| Problem::not_found("the hold made with this Idempotency-Key is gone"))?;
             let now = redis_now_ms(&mut conn).await?;
-            let on = rec.listing.clone().map_or_else(|| listing.clone(), |token| ListingId { event: listing.event, token });
-            let view = hold_view(&prior, &on, &rec.seats, rec.section, rec.amount_cents, rec.status_at(now), rec.expires_ms);
-            Ok(created(view, &prior, true))
+            Ok(created(&HoldView::of(&prior, &rec, now), &prior, true))
         }
         ListingHold::Unavailable => {
             counter!("resale_total", "outcome" => "unavailable").increment(1);
@@ -196,23 +204,8 @@ pub(crate) async fn hold<G: PaymentGateway>(svc: &CheckoutService<G>, id: &str, 
 #[serde(deny_unknown_fields)]
 struct EmptyBody {}
 
-/// A hold on a listing, in the shape of a seat hold (`GET /api/holds/{id}`).
-fn hold_view(hold: &HoldId, listing: &ListingId, seats: &[String], section: Option<i64>, amount_cents: i64, status: &str, expires_ms: i64) -> Value {
-    json!({
-        "id": hold.public(),
-        "event_id": hold.event.to_string(),
-        "seats": seats,
-        "section_id": section.map(|s| s.to_string()),
-        "quantity": 1,
-        "amount_cents": amount_cents,
-        "status": status,
-        "expires_at": rfc3339_ms(expires_ms),
-        "listing_id": listing.public(),
-    })
-}
-
-fn created(view: Value, hold: &HoldId, replayed: bool) -> Resp {
-    let mut resp = http::json(StatusCode::CREATED, &view);
+fn created(view: &HoldView<'_>, hold: &HoldId, replayed: bool) -> Resp {
+    let mut resp = http::json(StatusCode::CREATED, view);
     if let Ok(v) = hyper::header::HeaderValue::from_str(&format!("/api/holds/{}", hold.public())) {
         resp.headers_mut().insert("location", v);
     }

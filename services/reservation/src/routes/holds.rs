@@ -6,13 +6,13 @@ use std::time::Instant;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use metrics::{Counter, Histogram, counter, histogram};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use stampede_common::Problem;
-use stampede_common::clock::{now_ms, rfc3339_ms};
+use stampede_common::clock::now_ms;
 use stampede_common::http::{self, Resp};
 use stampede_common::ids::is_token;
 use stampede_inventory::{
-    EventKeys, HoldId, HoldOutcome, HoldRecord, HoldRequest, Reason, ReleaseOutcome, SeatRef, hold_best, hold_seats, read_hold,
+    EventKeys, HoldId, HoldOutcome, HoldRecord, HoldRequest, HoldView, Reason, ReleaseOutcome, SeatRef, hold_best, hold_seats, read_hold,
     release,
 };
 
@@ -48,39 +48,6 @@ impl Id {
         }
         // The scripts take ids of up to 18 digits; the catalog never issues more.
         .filter(|n| (1..1_000_000_000_000_000_000).contains(n))
-    }
-}
-
-/// A hold as clients see it.
-#[derive(Serialize)]
-struct HoldView<'a> {
-    id: String,
-    event_id: String,
-    seats: &'a [String],
-    section_id: Option<String>,
-    quantity: i64,
-    amount_cents: i64,
-    status: &'a str,
-    expires_at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    order_id: Option<&'a str>,
-    /// A hold on a resale listing names it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    listing_id: Option<String>,
-}
-
-fn view<'a>(id: &HoldId, rec: &'a HoldRecord, now: i64) -> HoldView<'a> {
-    HoldView {
-        id: id.public(),
-        event_id: id.event.to_string(),
-        seats: &rec.seats,
-        section_id: rec.section.map(|s| s.to_string()),
-        quantity: rec.quantity,
-        amount_cents: rec.amount_cents,
-        status: rec.status_at(now),
-        expires_at: rfc3339_ms(rec.expires_ms),
-        order_id: rec.order.as_deref(),
-        listing_id: rec.listing.as_ref().map(|l| HoldId { event: id.event, token: l.clone() }.public()),
     }
 }
 
@@ -213,7 +180,7 @@ pub(crate) async fn create(svc: &ReservationService, event: Option<i64>, req: Re
                 order: None,
                 listing: None,
             };
-            let mut resp = http::json(StatusCode::CREATED, &view(&hold, &rec, 0));
+            let mut resp = http::json(StatusCode::CREATED, &HoldView::of(&hold, &rec, 0));
             resp.headers_mut().insert("location", hold_location(&hold));
             Ok(resp)
         }
@@ -223,7 +190,7 @@ pub(crate) async fn create(svc: &ReservationService, event: Option<i64>, req: Re
             let rec = read_hold(&mut conn, &keys, &prior.token)
                 .await?
                 .ok_or_else(|| Problem::not_found("the hold made with this Idempotency-Key is gone"))?;
-            let mut resp = http::json(StatusCode::CREATED, &view(&prior, &rec, now_ms()));
+            let mut resp = http::json(StatusCode::CREATED, &HoldView::of(&prior, &rec, now_ms()));
             resp.headers_mut().insert("idempotent-replayed", hyper::header::HeaderValue::from_static("true"));
             resp.headers_mut().insert("location", hold_location(&prior));
             Ok(resp)
@@ -307,7 +274,7 @@ async fn owned(svc: &ReservationService, id: &str, user: &str) -> Result<(HoldId
 pub(crate) async fn show(svc: &ReservationService, id: &str, req: &Request<Incoming>) -> Result<Resp, Problem> {
     let who = svc.tokens.authenticate(req.headers())?;
     let (hold, rec) = owned(svc, id, &who.user_id).await?;
-    Ok(http::json(StatusCode::OK, &view(&hold, &rec, now_ms())))
+    Ok(http::json(StatusCode::OK, &HoldView::of(&hold, &rec, now_ms())))
 }
 
 pub(crate) async fn delete(svc: &ReservationService, id: &str, req: &Request<Incoming>) -> Result<Resp, Problem> {
