@@ -31,6 +31,28 @@ export function accountPages(shell) {
   /** An inline error region for a form (role=alert, empty until filled). */
   const errorBox = (testid) => h('div', { class: 'error', role: 'alert', 'aria-live': 'assertive', 'data-testid': testid });
 
+  /**
+   * The new password and its confirmation, as the change and reset forms ask
+   * for them (test ids `<prefix>-new` and `<prefix>-confirm`): both inputs and
+   * their labelled fields.
+   */
+  function newPasswordFields(prefix) {
+    const next = h('input', { type: 'password', autocomplete: 'new-password', required: true, minlength: MIN_PASSWORD, 'data-testid': `${prefix}-new` });
+    const confirm = h('input', { type: 'password', autocomplete: 'new-password', required: true, 'data-testid': `${prefix}-confirm` });
+    const fields = [field('New password', next, `At least ${MIN_PASSWORD} characters.`), field('Confirm the new password', confirm)];
+    return { next, confirm, fields };
+  }
+
+  /** Runs fn when the form is submitted (instead of sending it), the page's error and err emptied first. */
+  function onSubmit(form, err, fn) {
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      clearError();
+      fill(err);
+      await fn();
+    });
+  }
+
   /** Marks the stored session's user verified (the nav and later pages read it). */
   function rememberVerified(userId) {
     const s = api.session.get();
@@ -136,10 +158,7 @@ export function accountPages(shell) {
     const codeError = errorBox('verify-code-error');
     const codeForm = h('form', { class: 'inline', 'data-testid': 'verify-code-form', 'aria-label': 'Verify with the code from the e-mail', novalidate: true },
       field('Or enter this code', code, 'The code in the verification e-mail, if the link does not open here.'), codeSubmit);
-    codeForm.addEventListener('submit', async (e) => {
-      e.preventDefault();
-      clearError();
-      fill(codeError);
+    onSubmit(codeForm, codeError, async () => {
       const token = cleanToken(code.value);
       if (!token) {
         fill(codeError, 'Paste the code from the e-mail: a long run of letters a–f and digits.');
@@ -172,20 +191,15 @@ export function accountPages(shell) {
   /** Change password: current, new, confirm; the session goes on (the server keeps this sign-in). */
   function passwordSection() {
     const current = h('input', { type: 'password', autocomplete: 'current-password', required: true, 'data-testid': 'password-current' });
-    const next = h('input', { type: 'password', autocomplete: 'new-password', required: true, minlength: MIN_PASSWORD, 'data-testid': 'password-new' });
-    const confirm = h('input', { type: 'password', autocomplete: 'new-password', required: true, 'data-testid': 'password-confirm' });
+    const { next, confirm, fields } = newPasswordFields('password');
     const submit = h('button', { type: 'submit', class: 'primary', 'data-testid': 'password-submit' }, 'Change password');
     const err = errorBox('password-error');
     const done = h('p', { class: 'notice ok', role: 'status', 'data-testid': 'password-changed', hidden: true });
     const form = h('form', { class: 'narrow', 'data-testid': 'password-form', 'aria-labelledby': 'password-title', novalidate: true },
       field('Current password', current),
-      field('New password', next, `At least ${MIN_PASSWORD} characters.`),
-      field('Confirm the new password', confirm),
+      fields,
       h('div', { class: 'actions' }, submit), err);
-    form.addEventListener('submit', async (e) => {
-      e.preventDefault();
-      clearError();
-      fill(err);
+    onSubmit(form, err, async () => {
       done.hidden = true;
       const problem = checkNewPassword({ current: current.value, password: next.value, confirm: confirm.value });
       if (problem) {
@@ -271,10 +285,7 @@ export function accountPages(shell) {
     const sent = h('p', { class: 'notice', role: 'status', 'data-testid': 'forgot-sent', hidden: true });
     const form = h('form', { class: 'narrow', 'data-testid': 'forgot-form', novalidate: true },
       field('Email', email, 'The address you sign in with.'), h('div', { class: 'actions' }, submit), err);
-    form.addEventListener('submit', async (e) => {
-      e.preventDefault();
-      clearError();
-      fill(err);
+    onSubmit(form, err, async () => {
       sent.hidden = true;
       const address = email.value.trim();
       if (!looksLikeEmail(address)) {
@@ -311,18 +322,13 @@ export function accountPages(shell) {
       invalid();
       return;
     }
-    const next = h('input', { type: 'password', autocomplete: 'new-password', required: true, minlength: MIN_PASSWORD, 'data-testid': 'reset-new' });
-    const confirm = h('input', { type: 'password', autocomplete: 'new-password', required: true, 'data-testid': 'reset-confirm' });
+    const { next, confirm, fields } = newPasswordFields('reset');
     const submit = h('button', { type: 'submit', class: 'primary', 'data-testid': 'reset-submit' }, 'Set the new password');
     const err = errorBox('reset-error');
     const form = h('form', { class: 'narrow', 'data-testid': 'reset-form', novalidate: true },
-      field('New password', next, `At least ${MIN_PASSWORD} characters.`),
-      field('Confirm the new password', confirm),
+      fields,
       h('div', { class: 'actions' }, submit), err);
-    form.addEventListener('submit', async (e) => {
-      e.preventDefault();
-      clearError();
-      fill(err);
+    onSubmit(form, err, async () => {
       const problem = checkNewPassword({ password: next.value, confirm: confirm.value });
       if (problem) {
         fill(err, problem);
