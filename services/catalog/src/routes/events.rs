@@ -66,12 +66,7 @@ pub(super) async fn list(svc: &CatalogService, req: Request<Incoming>) -> Result
             Ok::<_, CatalogError>(Arc::new(store::page(&client, cursor, limit).await?))
         })
         .await?;
-    let counts = inventory::counts_many(&svc.redis, &svc.prefix, &page.events).await.map_err(CatalogError::from)?;
-    let listing = Listing {
-        events: page.events.iter().zip(&counts).map(|(doc, c)| view::event(doc, c.as_ref())).collect(),
-        next_cursor: page.next.map(|c| c.encode()),
-    };
-    Ok(view::cached(&listing, Audience::Public, req.headers()))
+    listing(svc, &page, Audience::Public, req.headers()).await
 }
 
 /// `GET /api/events?managed=true`: the events the caller manages — an
@@ -83,12 +78,18 @@ async fn managed(svc: &CatalogService, req: Request<Incoming>, after: Option<Cur
     let owner = (manager.who.role != Role::Admin).then_some(manager.id);
     let client = svc.db.get().await.map_err(CatalogError::from)?;
     let page = store::managed_page(&client, owner, after, limit).await.map_err(CatalogError::from)?;
+    listing(svc, &page, Audience::Private, req.headers()).await
+}
+
+/// One page of events as the list answers it: each with its live counts
+/// (published ones; read together, pipelined), and the next page's cursor.
+async fn listing(svc: &CatalogService, page: &store::Page, audience: Audience, headers: &HeaderMap) -> Result<Resp, Problem> {
     let counts = inventory::counts_many(&svc.redis, &svc.prefix, &page.events).await.map_err(CatalogError::from)?;
     let listing = Listing {
         events: page.events.iter().zip(&counts).map(|(doc, c)| view::event(doc, c.as_ref())).collect(),
         next_cursor: page.next.map(|c| c.encode()),
     };
-    Ok(view::cached(&listing, Audience::Private, req.headers()))
+    Ok(view::cached(&listing, audience, headers))
 }
 
 /// `POST /api/events`: a new draft at version 1, owned by its creator (an
