@@ -879,7 +879,7 @@ start_smtp_sink() {
   pid=$!
   printf '%s\n' "$pid" >"${dir}/smtp-sink.pid"
   for ((i = 0; i < 1800; i++)); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/${port}") 2>/dev/null; then
+    if ! port_free "$port"; then
       log "SMTP sink on smtp://127.0.0.1:${port}, mail in ${maildir}"
       return 0
     fi
