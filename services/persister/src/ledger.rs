@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 
 use deadpool_postgres::{Client, Pool, Transaction};
+use stampede_inventory::TicketId;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Row, Statement};
 
@@ -435,12 +436,19 @@ impl Batch {
         if rows.is_empty() {
             return Ok(0);
         }
+        // Named as the API names tickets (`TicketId::public`).
+        let targets: Vec<String> = rows
+            .iter()
+            .map(|(t, ..)| {
+                let id = TicketId { event: t.event, order: t.order.clone(), n: t.n.unsigned_abs() };
+                format!("ticket:{}", id.public())
+            })
+            .collect();
         tx.execute(
             stmt,
             &[
                 &rows.iter().map(|r| r.2).collect::<Vec<_>>(),
-                &rows.iter().map(|r| r.0.order.as_str()).collect::<Vec<_>>(),
-                &rows.iter().map(|r| r.0.n).collect::<Vec<_>>(),
+                &targets,
                 &rows.iter().map(|r| r.0.event).collect::<Vec<_>>(),
                 &rows.iter().map(|r| r.1).collect::<Vec<_>>(),
                 &rows.iter().map(|r| r.0.owner).collect::<Vec<_>>(),
@@ -597,11 +605,10 @@ const AUDIT_CHECK_INS: &str = concat!(
     "INSERT INTO audit_log (at, actor_id, action, target, event_id, details)
      SELECT ",
     ts!("at"),
-    ", actor, 'ticket.check_in', 'ticket:' || event || '-' || order_id || '-' || n, event,
+    ", actor, 'ticket.check_in', target, event,
             jsonb_build_object('role', role, 'owner_id', owner, 'section_id', section, 'seat', seat, 'version', version)
-     FROM unnest($1::int8[], $2::text[], $3::int4[], $4::int8[], $5::text[], $6::int8[], $7::int8[], $8::text[],
-                 $9::int4[], $10::int8[])
-          AS u(actor, order_id, n, event, role, owner, section, seat, version, at)
+     FROM unnest($1::int8[], $2::text[], $3::int8[], $4::text[], $5::int8[], $6::int8[], $7::text[], $8::int4[], $9::int8[])
+          AS u(actor, target, event, role, owner, section, seat, version, at)
      ON CONFLICT (target) WHERE action = 'ticket.check_in' DO NOTHING"
 );
 
